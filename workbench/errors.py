@@ -1,0 +1,73 @@
+"""The workbench's one exception tree.
+
+The library raises these; only the CLI prints them (as one paragraph, no traceback) and exits non-zero.
+Every message says what happened, names the thing, and says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base of every error the workbench reports to a user."""
+
+    exit_code = 1
+
+
+class ConfigError(WorkbenchError):
+    """The config file is missing, malformed, or has invalid or unknown settings."""
+
+    exit_code = 2
+
+
+class SeedError(WorkbenchError):
+    """An article in the seeds folder cannot be read as UTF-8 text, or the folder itself is unusable."""
+
+    exit_code = 3
+
+
+class ModelError(WorkbenchError):
+    """The configured spaCy pipeline is not installed or cannot be loaded."""
+
+    exit_code = 4
+
+
+class ServerError(WorkbenchError):
+    """The Label Studio server cannot be started, reached, or answered unexpectedly."""
+
+    exit_code = 5
+
+
+class AuthError(ServerError):
+    """The Label Studio server rejected the credentials (wrong, revoked or expired token)."""
+
+
+class ProjectNotFoundError(ServerError):
+    """The Label Studio project the workbench created is no longer on the server."""
+
+
+class SnapshotError(WorkbenchError):
+    """A snapshot is missing, or the export it holds is malformed."""
+
+    exit_code = 6
+
+
+class AlignmentError(WorkbenchError):
+    """Annotated regions that match their text under no interpretation; the build refuses to drop them."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, problems: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class ReleaseError(WorkbenchError):
+    """A release cannot be cut or read: a bad or existing version, an empty dataset, or a changed file."""
+
+    exit_code = 8
+
+
+class BusyError(WorkbenchError):
+    """Another workbench command holds the project's lock."""
+
+    exit_code = 9

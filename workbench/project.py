@@ -1,0 +1,114 @@
+"""Where a workbench project keeps things on disk, and the small file helpers every stage shares.
+
+Local state (server data, credentials, snapshots, pre-annotations) lives under `.workbench/`, which git ignores.
+Releases live under `exports/<dataset>/<version>/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from workbench.config import DEFAULT_CONFIG, Config, load_config
+from workbench.errors import BusyError
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project folder and its validated config."""
+
+    root: Path
+    config: Config
+
+    @classmethod
+    def open(cls, root: Path | str = ".", config_path: Path | str | None = None) -> Project:
+        root = Path(root).resolve()
+        path = Path(config_path) if config_path else root / DEFAULT_CONFIG
+        return cls(root=root, config=load_config(path))
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".workbench"
+
+    @property
+    def seeds_dir(self) -> Path:
+        return self.root / self.config.seeds
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.state_dir / "labelstudio.json"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.state_dir / "labelstudio"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.state_dir / "snapshots"
+
+    @property
+    def preannotations_file(self) -> Path:
+        return self.state_dir / "preannotations.jsonl"
+
+    @property
+    def project_file(self) -> Path:
+        """Which Label Studio project (on which server) this workbench project pushes to."""
+        return self.state_dir / "project.json"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / self.config.exports / self.config.dataset
+
+    @property
+    def labelstudio_bin(self) -> Path:
+        return self.root / ".venv-labelstudio" / "bin" / "label-studio"
+
+    @contextlib.contextmanager
+    def lock(self, what: str, timeout: float = 0) -> Iterator[None]:
+        """Hold the project lock so two commands never write the same state at once."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.state_dir / "workbench.lock", timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise BusyError(
+                f"Another workbench command is running on this project, so `{what}` did not start. Wait for "
+                f"it to finish and run `{what}` again (the lock is {self.state_dir / 'workbench.lock'})."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file so readers see the old content or the new, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
