@@ -1,0 +1,223 @@
+"""Build: a snapshot's tasks become dataset rows, every submitted span checked and kept exactly.
+
+For each task: its annotations' regions pass the offset firewall (`offsets`), several annotations are merged
+(`merge`), the merged spans are aligned to tokens split at every span edge (`alignment`), and the model's
+predictions are compared with the final spans (`quality`). A region that matches its text under no
+interpretation, or carries a label outside the config, fails the build with a report naming each one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.alignment import align
+from workbench.config import Config
+from workbench.errors import AlignmentError
+from workbench.merge import merge
+from workbench.offsets import AlignmentReport, RegionMismatch, region_to_spans
+from workbench.quality import agreement, prediction_quality
+from workbench.records import Annotation, Span, stable_hash
+
+# Regions of these control tags are spans; anything else in a result (a comment box, say) is not ours.
+SPAN_TYPES = {"labels"}
+MAX_REPORTED_PROBLEMS = 50
+
+
+@dataclass
+class Build:
+    """Rows ready for a release, and every figure the release publishes about them."""
+
+    rows: list[dict[str, Any]]
+    alignment: AlignmentReport
+    excluded: Counter[str]
+    tasks: int
+    annotators: set[int]
+    ties: list[dict[str, Any]]
+    agreement: dict[str, Any]
+    quality: dict[str, Any]
+    model_versions: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """The figures of this build, as published in manifests, cards and `workbench report`."""
+        return {
+            "tasks": self.tasks,
+            "rows": len(self.rows),
+            "excluded": dict(sorted(self.excluded.items())),
+            "annotators": len(self.annotators),
+            "merge_ties": self.ties,
+            "alignment": self.alignment.as_dict(),
+            "agreement": self.agreement,
+            "prediction_quality": self.quality,
+        }
+
+
+def build_rows(tasks: Iterable[dict[str, Any]], config: Config, tokenizer: Any) -> Build:
+    """Turn exported tasks into rows; raise AlignmentError naming every region that cannot be kept exactly."""
+    labels = set(config.labels)
+    rows: list[dict[str, Any]] = []
+    report = AlignmentReport()
+    excluded: Counter[str] = Counter()
+    problems: list[dict[str, Any]] = []
+    annotators: set[int] = set()
+    ties: list[dict[str, Any]] = []
+    overlapping: list[list[Annotation]] = []
+    predicted_pairs: list[tuple[str, tuple[Span, ...], tuple[Span, ...]]] = []
+    count = 0
+    for task in tasks:
+        count += 1
+        text = str(task["data"].get("text", ""))
+        annotations = []
+        for raw in task.get("annotations", []):
+            annotation, region_report = to_annotation(raw, task, text, config, labels, problems)
+            report = report.merge(region_report)
+            annotations.append(annotation)
+        submitted = [a for a in annotations if not a.cancelled]
+        if not annotations:
+            excluded["no_annotation"] += 1
+            continue
+        if not submitted:
+            excluded["skipped"] += 1
+            continue
+        merged = merge(submitted, policy=config.merge.policy)
+        if merged.tie:
+            ties.append({"task_id": int(task["id"]), "annotations": [a.id for a in submitted], "used": merged.rule})
+        if len(submitted) > 1:
+            overlapping.append(submitted)
+        annotators.update(a.annotator for a in submitted if a.annotator is not None)
+        aligned = align(text, merged.spans, tokenizer, overlap=config.merge.overlap)
+        row_id = row_id_of(task)
+        report = report.merge(
+            AlignmentReport.of_alignment(aligned.split_tokens, aligned.conflicts, row=row_id, task_id=int(task["id"]))
+        )
+        rows.append(
+            {
+                "id": row_id,
+                "doc_id": str(task["data"].get("doc_id", "")),
+                "paragraph": int(task["data"].get("paragraph", 0)),
+                "text": text,
+                "tokens": list(aligned.tokens),
+                "ner_tags": list(aligned.tags),
+                "spans": [span.as_dict() for span in sorted(merged.spans)],
+                "task_id": int(task["id"]),
+                "annotation_ids": list(merged.annotation_ids),
+                "annotators": list(merged.annotators),
+            }
+        )
+        for model_version, spans in predictions_of(task, text, config):
+            predicted_pairs.append((model_version, spans, merged.spans))
+    if problems:
+        raise AlignmentError(_problems_message(problems), problems)
+    return Build(
+        rows=rows,
+        alignment=report,
+        excluded=excluded,
+        tasks=count,
+        annotators=annotators,
+        ties=ties,
+        agreement=agreement(overlapping, config.labels),
+        quality=prediction_quality(predicted_pairs, config.labels),
+        model_versions=sorted({version for version, _, _ in predicted_pairs}),
+    )
+
+
+def row_id_of(task: dict[str, Any]) -> str:
+    """The row id: the paragraph's stable key, the same in every release."""
+    data = task["data"]
+    key = data.get("key")
+    return str(key) if key else stable_hash(data.get("doc_id"), data.get("text"))
+
+
+def to_annotation(
+    raw: dict[str, Any],
+    task: dict[str, Any],
+    text: str,
+    config: Config,
+    labels: set[str],
+    problems: list[dict[str, Any]],
+) -> tuple[Annotation, AlignmentReport]:
+    """One exported annotation as checked spans; what cannot be kept exactly is appended to `problems`."""
+    report = AlignmentReport()
+    spans: list[Span] = []
+    annotator = _annotator_id(raw.get("completed_by"))
+    for region in _span_regions(raw.get("result") or []):
+        where = {
+            "task_id": int(task["id"]),
+            "annotation_id": raw.get("id"),
+            "annotator": annotator,
+            "region_id": region.get("id"),
+            "region": region.get("value"),
+        }
+        try:
+            found, fix = region_to_spans(text, region.get("value"))
+        except RegionMismatch as exc:
+            problems.append({**where, "reason": exc.reason})
+            continue
+        report = report.merge(AlignmentReport.of_region(fix))
+        for span in found:
+            label = config.label_mapping.get(span.label, span.label)
+            if label not in labels:
+                problems.append(
+                    {**where, "reason": f"label {span.label!r} is not in the config's label set {sorted(labels)}"}
+                )
+                continue
+            spans.append(Span(span.start, span.end, label, span.text))
+    annotation = Annotation(
+        id=int(raw.get("id", 0)),
+        task_id=int(task["id"]),
+        annotator=annotator,
+        spans=tuple(dict.fromkeys(spans)),
+        cancelled=bool(raw.get("was_cancelled")),
+        ground_truth=bool(raw.get("ground_truth")),
+        updated_at=str(raw.get("updated_at") or raw.get("created_at") or ""),
+    )
+    return annotation, report
+
+
+def predictions_of(task: dict[str, Any], text: str, config: Config) -> Iterator[tuple[str, tuple[Span, ...]]]:
+    """Each prediction's spans in code points; a prediction region that does not fit is skipped, not fatal.
+
+    Predictions are the model's, not the annotators': a broken one cannot lose human work, and quality figures
+    are computed on the ones that fit.
+    """
+    for prediction in task.get("predictions", []):
+        if not isinstance(prediction, dict):
+            continue  # an export without `only_id: False` lists prediction ids only
+        spans: list[Span] = []
+        for region in _span_regions(prediction.get("result") or []):
+            try:
+                found, _ = region_to_spans(text, region.get("value"), prefer="utf16")
+            except RegionMismatch:
+                continue
+            spans.extend(s for s in found if s.label in config.labels)
+        yield str(prediction.get("model_version") or "unknown"), tuple(spans)
+
+
+def _span_regions(result: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    for region in result:
+        if isinstance(region, dict) and region.get("type") in SPAN_TYPES:
+            yield region
+
+
+def _annotator_id(completed_by: Any) -> int | None:
+    if isinstance(completed_by, dict):
+        completed_by = completed_by.get("id")
+    return int(completed_by) if isinstance(completed_by, int) else None
+
+
+def _problems_message(problems: list[dict[str, Any]]) -> str:
+    shown = problems[:MAX_REPORTED_PROBLEMS]
+    lines = [
+        f"task {p['task_id']}, annotation {p['annotation_id']} by annotator {p['annotator']}, region "
+        f"{p['region_id']}: {p['reason']}"
+        for p in shown
+    ]
+    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+    return (
+        f"{len(problems)} annotated region(s) cannot be kept exactly, so no dataset was built{more}: "
+        + "; ".join(lines)
+        + ". Fix these regions in Label Studio (or add the label to the config's labels / label_mapping), "
+        "then run `workbench pull` and build again. Nothing was written."
+    )

@@ -1,0 +1,326 @@
+"""The `workbench` command line: parses options, calls one library function, prints the result.
+
+Errors from the library arrive as `WorkbenchError`s and are printed as one paragraph, with a non-zero exit code
+and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from workbench import server, workflow
+from workbench.errors import WorkbenchError
+from workbench.project import Project
+
+app = typer.Typer(
+    help="Turn raw articles into a versioned NER dataset: spaCy pre-annotation, Label Studio, HF datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+server_app = typer.Typer(help="The local Label Studio server (127.0.0.1, SQLite, data under .workbench/).")
+annotators_app = typer.Typer(help="Annotator accounts on the Label Studio server.")
+app.add_typer(server_app, name="server")
+app.add_typer(annotators_app, name="annotators")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+class _State:
+    root: Path = Path(".")
+    config: Path | None = None
+    quiet: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def _options(
+    project_dir: Annotated[Path, typer.Option("--project-dir", "-C", help="The project folder.")] = Path("."),
+    config: Annotated[Path | None, typer.Option(help="Config file (default: configs/workbench.toml).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (for scripts).")] = False,
+) -> None:
+    state.root, state.config, state.quiet = project_dir, config, quiet
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run a library call; turn a WorkbenchError into a one-paragraph message and its exit code."""
+    try:
+        return action()
+    except WorkbenchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted:[/] nothing half-written was kept; run the command again.")
+        raise typer.Exit(130) from None
+
+
+def _project() -> Project:
+    return _guarded(lambda: Project.open(state.root, state.config))
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[int], None] | None]:
+    if state.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed}/s"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda n: bar.advance(task, n)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# --- server ---------------------------------------------------------------------------------------------------
+@server_app.command("start")
+def server_start(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None):
+    """Start the local Label Studio (or find it running) and mint an API token. Example: workbench server start"""
+    project = _project()
+    info = _guarded(lambda: server.start(project, port=port))
+    verb = "started" if info.launched else "already running"
+    out.print(f"Label Studio {verb} at {info.url} (pid {info.pid}, {info.seconds:.1f} s)")
+
+
+@server_app.command("stop")
+def server_stop():
+    """Stop the local Label Studio. Example: workbench server stop"""
+    project = _project()
+    stopped = _guarded(lambda: server.stop(project))
+    out.print("Label Studio stopped." if stopped else "Label Studio was not running.")
+
+
+@server_app.command("status")
+def server_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Show the local server's URL, version and health. Example: workbench server status --json"""
+    project = _project()
+    status = _guarded(lambda: server.status(project))
+    if as_json:
+        _print_json(status.as_dict())
+    elif status.running:
+        out.print(f"running at {status.url}, Label Studio {status.version}, healthy: {status.healthy}")
+    else:
+        out.print("not running (start it with `workbench server start`)")
+    if not status.running:
+        raise typer.Exit(3)
+
+
+# --- pipeline -------------------------------------------------------------------------------------------------
+@app.command()
+def preannotate():
+    """Pre-annotate the seed articles with the spaCy NER pipeline. Example: workbench preannotate"""
+    project = _project()
+    with _progress("pre-annotating") as progress:
+        corpus, summary = _guarded(lambda: workflow.do_preannotate(project, progress=progress))
+    _report_corpus(corpus)
+    out.print(
+        f"{summary.paragraphs} paragraphs pre-annotated by {summary.model_version} ({summary.annotated} new, "
+        f"{summary.reused} reused), {summary.entities} entities; dropped labels outside the label set: "
+        f"{dict(summary.dropped) or 'none'}"
+    )
+
+
+@app.command()
+def push():
+    """Import paragraphs not yet in the labeling project, predictions attached. Example: workbench push"""
+    project = _project()
+    with _progress("importing tasks") as progress:
+        summary = _guarded(lambda: workflow.do_push(project, progress=progress))
+    out.print(
+        f"{summary.imported} tasks imported, {summary.already_there} already there "
+        f"({summary.paragraphs} paragraphs) -> {summary.project_url}"
+    )
+
+
+@app.command()
+def pull():
+    """Fetch every task with its annotations and predictions into a snapshot. Example: workbench pull"""
+    project = _project()
+    snapshot = _guarded(lambda: workflow.do_pull(project))
+    out.print(f"{snapshot.tasks} tasks pulled into {snapshot.path} (sha256 {snapshot.sha256[:12]})")
+
+
+@app.command()
+def release(
+    version: Annotated[str, typer.Argument(help="A new semantic version (e.g. 0.1.0), or `verify`.")],
+    verify_version: Annotated[str | None, typer.Argument(help="With `verify`: the version to check.")] = None,
+):
+    """Cut an immutable release from the latest snapshot, or verify one.
+
+    Examples: workbench release 0.1.0 | workbench release verify 0.1.0
+    """
+    project = _project()
+    if version == "verify":
+        if not verify_version:
+            err.print("error: say which release to verify, e.g. `workbench release verify 0.1.0`.")
+            raise typer.Exit(2)
+        _verify(project, verify_version)
+        return
+    result = _guarded(lambda: workflow.do_release(project, version))
+    excluded = dict(result.build.excluded)
+    out.print(
+        f"Release {version}: {len(result.build.rows)} rows from {result.snapshot.path.name} -> {result.path}\n"
+        f"not in the dataset: {excluded or 'none'}; load it with "
+        f'datasets.load_dataset("{result.path}")'
+    )
+
+
+def _verify(project: Project, version: str) -> None:
+    from workbench.release import verify_release
+
+    problems = _guarded(lambda: verify_release(project.releases_dir, version))
+    if problems:
+        err.print(f"[bold red]release {version} does not match its manifest:[/]")
+        for problem in problems:
+            err.print(f"  - {problem}")
+        raise typer.Exit(8)
+    out.print(f"release {version}: every file matches its manifest checksum")
+
+
+@app.command()
+def run():
+    """Start the local server, pre-annotate, push, and say where to annotate. Example: workbench run"""
+    project = _project()
+    with _progress("working") as progress:
+        result = _guarded(lambda: workflow.do_run(project, progress=progress))
+    _report_corpus(result.corpus)
+    out.print(
+        f"{result.preannotation.paragraphs} paragraphs from {len(result.corpus.articles)} articles, pre-annotated "
+        f"by {result.preannotation.model_version}; {result.push.imported} tasks imported, "
+        f"{result.push.already_there} already there."
+    )
+    out.print(f"\n[bold]Annotate at[/] {result.url}")
+    if result.username:
+        out.print(f"  log in as {result.username} / {result.password}")
+        out.print("  (add an account per annotator: workbench annotators add EMAIL)")
+    out.print("When done: `workbench pull`, then `workbench release VERSION`. Stop the server: workbench server stop")
+
+
+def _report_corpus(corpus: Any) -> None:
+    for duplicate, original in corpus.duplicates:
+        err.print(f"[yellow]note:[/] article {duplicate} repeats {original} word for word; it was not imported.")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Labeling progress: tasks total / annotated / skipped, per annotator. Example: workbench status"""
+    project = _project()
+    figures = _guarded(lambda: workflow.task_status(project))
+    if as_json:
+        _print_json(figures)
+        return
+    tasks = figures["tasks"]
+    out.print(
+        f"{tasks['total']} tasks: {tasks['annotated']} annotated, {tasks['skipped']} skipped, "
+        f"{tasks['remaining']} remaining -> {figures['url']}"
+    )
+    table = Table("annotator", "annotated", "skipped")
+    for who, counts in figures["annotators"].items():
+        table.add_row(who, str(counts.get("annotated", 0)), str(counts.get("skipped", 0)))
+    if figures["annotators"]:
+        out.print(table)
+
+
+@app.command()
+def report(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Alignment, agreement and pre-annotation quality of the latest snapshot. Example: workbench report"""
+    project = _project()
+    snapshot, build = _guarded(lambda: workflow.do_build(project))
+    figures = {"snapshot": snapshot.as_dict(), **build.report()}
+    if as_json:
+        _print_json(figures)
+        return
+    _print_report(figures)
+
+
+def _print_report(figures: dict[str, Any]) -> None:
+    out.print(
+        f"snapshot {figures['snapshot']['file']}: {figures['tasks']} tasks, {figures['rows']} rows, "
+        f"not in the dataset: {figures['excluded'] or 'none'}, {figures['annotators']} annotator(s)"
+    )
+    alignment = {k: v for k, v in figures["alignment"].items() if k != "conflicts"}
+    out.print(f"alignment: {alignment}, conflicts: {len(figures['alignment']['conflicts'])}")
+    agreement = figures["agreement"]
+    out.print(f"agreement: {json.dumps(agreement, default=str)}")
+    for model_version, quality in figures["prediction_quality"].items():
+        table = Table("label", "precision", "recall", "f1", "support", title=f"pre-annotations of {model_version}")
+        for label, scores in quality.get("per_label", {}).items():
+            table.add_row(label, *(str(scores.get(key, "")) for key in ("precision", "recall", "f1", "support")))
+        out.print(table)
+        counts = {k: quality[k] for k in ("accepted", "relabelled", "rebounded", "added", "deleted") if k in quality}
+        out.print(f"  {counts}")
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="The older version.")],
+    b: Annotated[str, typer.Argument(help="The newer version.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Rows added, removed and changed between two releases. Example: workbench diff 0.1.0 0.2.0 --json"""
+    from workbench.release import diff_releases
+
+    project = _project()
+    changes = _guarded(lambda: diff_releases(project.releases_dir, a, b))
+    if as_json:
+        _print_json(changes)
+        return
+    out.print(
+        f"{a} -> {b}: {len(changes['added'])} added, {len(changes['removed'])} removed, "
+        f"{len(changes['changed'])} changed"
+    )
+    table = Table("label", a, b, "change")
+    for label, counts in changes.get("label_counts", {}).items():
+        table.add_row(label, str(counts.get("a", 0)), str(counts.get("b", 0)), f"{counts.get('delta', 0):+d}")
+    out.print(table)
+
+
+@app.command()
+def releases():
+    """List the releases with their sizes and dates. Example: workbench releases"""
+    from workbench.release import list_releases
+
+    project = _project()
+    found = _guarded(lambda: list_releases(project.releases_dir))
+    if not found:
+        out.print(f"no release yet in {project.releases_dir} (cut one with `workbench release 0.1.0`)")
+        return
+    table = Table("version", "created", "rows", "size")
+    for entry in found:
+        rows = ", ".join(f"{split} {n}" for split, n in entry.get("rows", {}).items())
+        table.add_row(entry["version"], str(entry.get("created_at", "")), rows, f"{entry.get('size_bytes', 0):,} B")
+    out.print(table)
+
+
+@annotators_app.command("add")
+def annotators_add(email: Annotated[str, typer.Argument(help="The annotator's e-mail (their login).")]):
+    """Create an annotator account that can log in; prints its one-time login. Example: workbench annotators add ann@example.org"""
+    project = _project()
+    login = _guarded(lambda: server.create_annotator(project, email))
+    status = _guarded(lambda: server.status(project))
+    out.print(f"Annotator account created: log in at {status.url or ''}/user/login/ as {login.email} / {login.password}")
+    out.print("This password is shown once; ask the annotator to change it under Account & Settings.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

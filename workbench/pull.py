@@ -1,0 +1,156 @@
+"""Pull: one bulk export of the project, kept byte for byte as a snapshot, the source of truth of a release.
+
+The export holds every task with all its annotations (submitted, skipped, ground truth) and predictions. It is
+downloaded to a temporary file, checked to be a JSON list of tasks, and only then renamed into
+`.workbench/snapshots/`, so a pull that is interrupted or fails leaves no partial snapshot behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ijson
+
+from workbench.errors import SnapshotError, WorkbenchError
+from workbench.labelstudio import LabelStudio
+from workbench.project import Project, atomic_write_json, read_json
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A pulled export and what is known about where it came from."""
+
+    path: Path
+    sha256: str
+    pulled_at: str
+    project_id: int
+    label_studio_version: str
+    tasks: int
+
+    @property
+    def meta_path(self) -> Path:
+        return meta_path_for(self.path)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.path.name,
+            "sha256": self.sha256,
+            "pulled_at": self.pulled_at,
+            "project_id": self.project_id,
+            "label_studio_version": self.label_studio_version,
+            "tasks": self.tasks,
+        }
+
+    def tasks_iter(self) -> Iterator[dict[str, Any]]:
+        """Stream the snapshot's tasks, checked one by one; memory does not grow with the project."""
+        return iter_export(self.path)
+
+
+def meta_path_for(path: Path) -> Path:
+    return path.with_name(path.stem + ".meta.json")
+
+
+def recorded_project_id(project: Project) -> int:
+    if not project.project_file.exists():
+        raise WorkbenchError(
+            "This workbench has not pushed to a Label Studio project yet, so there is nothing to pull. "
+            "Run `workbench run` (or `workbench push`) first."
+        )
+    return int(read_json(project.project_file)["project_id"])
+
+
+def pull(project: Project, client: LabelStudio) -> Snapshot:
+    """Export every task of the project into a new snapshot file."""
+    project_id = recorded_project_id(project)
+    version = client.whoami().version
+    pulled_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    folder = project.snapshots_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{pulled_at.replace(':', '').replace('.', '-')}.json"
+    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        client.export_to(project_id, tmp)
+        tasks = sum(1 for _ in iter_export(tmp))
+        snapshot = Snapshot(
+            path=final,
+            sha256=_sha256(tmp),
+            pulled_at=pulled_at,
+            project_id=project_id,
+            label_studio_version=version,
+            tasks=tasks,
+        )
+        atomic_write_json(snapshot.meta_path, snapshot.as_dict())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return snapshot
+
+
+def latest_snapshot(project: Project) -> Snapshot:
+    """The newest complete snapshot (a snapshot counts once both it and its metadata are in place)."""
+    folder = project.snapshots_dir
+    candidates = sorted(p for p in folder.glob("*.json") if not p.name.endswith(".meta.json")) if folder.is_dir() else []
+    for path in reversed(candidates):
+        meta = meta_path_for(path)
+        if meta.exists():
+            record = read_json(meta)
+            return Snapshot(
+                path=path,
+                sha256=record["sha256"],
+                pulled_at=record["pulled_at"],
+                project_id=int(record["project_id"]),
+                label_studio_version=record["label_studio_version"],
+                tasks=int(record["tasks"]),
+            )
+    raise SnapshotError(
+        f"There is no snapshot in {folder} yet. Run `workbench pull` to fetch the annotations first."
+    )
+
+
+def iter_export(path: Path) -> Iterator[dict[str, Any]]:
+    """Stream the tasks of an export file, checking each one's shape and naming the first thing wrong."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(1).lstrip() not in (b"[", b""):
+                raise SnapshotError(
+                    f"The export {path.name} is not a list of tasks. Run `workbench pull` again against a "
+                    "Label Studio server."
+                )
+            handle.seek(0)
+            for position, task in enumerate(ijson.items(handle, "item", use_float=True)):
+                yield _checked(task, position, path)
+    except ijson.JSONError as exc:
+        raise SnapshotError(
+            f"The export {path.name} is not valid JSON ({' '.join(str(exc).split())}). Run `workbench pull` "
+            "again; if it repeats, "
+            "check the Label Studio server log."
+        ) from None
+
+
+def _checked(task: Any, position: int, path: Path) -> dict[str, Any]:
+    if not isinstance(task, dict) or "id" not in task or not isinstance(task.get("data"), dict):
+        raise SnapshotError(
+            f"Task #{position} of the export {path.name} has no id or data, so it is not a Label Studio "
+            "task. Run `workbench pull` again against a Label Studio server."
+        )
+    for field in ("annotations", "predictions"):
+        if not isinstance(task.get(field, []), list):
+            raise SnapshotError(
+                f"Task {task['id']} of the export {path.name} has malformed {field} (not a list). "
+                "Run `workbench pull` again; if it repeats, the export is broken on the server."
+            )
+    return task
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

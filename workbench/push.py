@@ -1,0 +1,225 @@
+"""Push: paragraphs with their predictions become Label Studio tasks, each exactly once.
+
+The server does not deduplicate imports, so every task carries the paragraph's stable `key` and `push` imports
+only the keys the project does not hold yet. A batch that fails is not blindly resent: the workbench asks the
+server what it holds, then sends only what is still missing, in smaller batches.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from workbench.errors import ServerError, WorkbenchError
+from workbench.labelstudio import LabelStudio
+from workbench.offsets import spans_to_regions
+from workbench.preannotate import read_predictions
+from workbench.project import Project, atomic_write_json, read_json
+from workbench.records import Paragraph, Prediction
+
+# Distinct, readable highlight colours (Label Studio draws the text over them).
+PALETTE = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#469990",
+    "#808000", "#800000", "#000075", "#bfef45", "#fabed4", "#ffd8b1", "#dcbeff", "#aaffc3", "#ffe119",
+)  # fmt: skip
+HOTKEYS = "1234567890qwertyuiop"
+
+
+@dataclass
+class PushSummary:
+    """What `push` did."""
+
+    project_id: int
+    project_url: str
+    paragraphs: int
+    already_there: int
+    imported: int
+    batches: int
+    reconciled: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def labeling_config(labels: Sequence[str]) -> str:
+    """The labeling interface: article title and place above the paragraph, one coloured hotkeyed label each.
+
+    The paragraph is shown with `<Text>`, which renders text, never HTML: task text is data, not markup.
+    """
+    label_tags = "\n".join(
+        f"    <Label value={quoteattr(label)} background={quoteattr(PALETTE[i % len(PALETTE)])}"
+        + (f" hotkey={quoteattr(HOTKEYS[i])}" if i < len(HOTKEYS) else "")
+        + "/>"
+        for i, label in enumerate(labels)
+    )
+    return (
+        "<View>\n"
+        '  <Header value="$title" size="4"/>\n'
+        '  <Header value="$position" size="6" style="color: #666"/>\n'
+        '  <Labels name="label" toName="text" showInline="true">\n'
+        f"{label_tags}\n"
+        "  </Labels>\n"
+        '  <Text name="text" value="$text" granularity="symbol"/>\n'
+        "</View>\n"
+    )
+
+
+def guidelines_html(markdown: str) -> str:
+    """The guidelines file as simple, escaped HTML for the project's instructions panel."""
+    blocks = [block.strip() for block in markdown.split("\n\n") if block.strip()]
+    parts = []
+    for block in blocks:
+        if block.startswith("#"):
+            parts.append(f"<h3>{html.escape(block.lstrip('#').strip())}</h3>")
+        else:
+            lines = "<br/>".join(html.escape(line.strip()) for line in block.splitlines())
+            parts.append(f"<p>{lines}</p>")
+    return "\n".join(parts)
+
+
+def project_settings(project: Project, model_version: str) -> dict[str, Any]:
+    """Every project setting the workbench owns, so a re-run converges on the config."""
+    config = project.config
+    guidelines_path = project.root / config.labelstudio.guidelines
+    guidelines = guidelines_path.read_text(encoding="utf-8") if guidelines_path.exists() else ""
+    overlap = config.labelstudio.annotations_per_task
+    return {
+        "title": config.labelstudio.project_title,
+        "description": f"Workbench dataset {config.dataset!r}: correct the pre-annotations of {model_version}.",
+        "label_config": labeling_config(config.labels),
+        "expert_instruction": guidelines_html(guidelines),
+        "show_instruction": bool(guidelines),
+        "show_skip_button": True,
+        "enable_empty_annotation": True,
+        "show_annotation_history": False,
+        "sampling": "Sequential sampling",
+        "maximum_annotations": overlap,
+        "overlap_cohort_percentage": 100,
+        "model_version": model_version,
+        "show_collab_predictions": True,
+    }
+
+
+def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
+    """One Label Studio task: the paragraph's data and the model's spans as a prediction (UTF-16 offsets)."""
+    return {
+        "data": paragraph.task_data(),
+        "predictions": [
+            {
+                "model_version": prediction.model_version,
+                "result": spans_to_regions(paragraph.text, prediction.spans),
+            }
+        ],
+    }
+
+
+def ensure_project(project: Project, client: LabelStudio, model_version: str) -> int:
+    """The project this workbench pushes to: the recorded one, else one with the configured title, else new."""
+    settings = project_settings(project, model_version)
+    recorded = read_json(project.project_file) if project.project_file.exists() else None
+    if recorded and recorded.get("url") == client.url:
+        project_id = int(recorded["project_id"])
+        if not client.project_exists(project_id):
+            raise WorkbenchError(
+                f"Label Studio project {project_id} ({recorded.get('title')!r}), which this workbench pushed "
+                f"to, is no longer on the server at {client.url}; its annotations are gone with it unless a "
+                "snapshot was pulled. To start a new project, remove .workbench/project.json and run "
+                "`workbench push` again."
+            )
+    else:
+        project_id = client.find_project(settings["title"]) or client.create_project(**settings)
+        atomic_write_json(
+            project.project_file, {"url": client.url, "project_id": project_id, "title": settings["title"]}
+        )
+    info = client.project_info(project_id)
+    if info["label_config"] != settings["label_config"]:
+        client.update_project(project_id, **settings)
+    return project_id
+
+
+def push(
+    project: Project,
+    paragraphs: Sequence[Paragraph],
+    client: LabelStudio,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> PushSummary:
+    """Import every paragraph the project does not hold yet, with its prediction, in batches."""
+    predictions = _predictions_for(project, paragraphs)
+    model_version = next(iter(predictions.values())).model_version if predictions else "none"
+    project_id = ensure_project(project, client, model_version)
+    held = client.task_keys(project_id)
+    missing = [p for p in paragraphs if p.key not in held]
+    summary = PushSummary(
+        project_id=project_id,
+        project_url=f"{client.url}/projects/{project_id}/data",
+        paragraphs=len(paragraphs),
+        already_there=len(paragraphs) - len(missing),
+        imported=0,
+        batches=0,
+    )
+    batch_size = project.config.labelstudio.batch_size
+    for batch in _batches(missing, batch_size):
+        _import_batch(client, project_id, batch, predictions, summary, progress)
+    return summary
+
+
+def _import_batch(
+    client: LabelStudio,
+    project_id: int,
+    batch: list[Paragraph],
+    predictions: dict[str, Prediction],
+    summary: PushSummary,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Send one batch; if it fails, learn what landed and resend only the rest, in halves."""
+    try:
+        client.import_tasks(project_id, [to_task(p, predictions[p.key]) for p in batch])
+    except ServerError:
+        held = client.task_keys(project_id)
+        rest = [p for p in batch if p.key not in held]
+        summary.reconciled += len(batch) - len(rest)
+        summary.imported += len(batch) - len(rest)
+        if not rest:
+            return
+        if len(rest) == 1:
+            raise ServerError(
+                f"Label Studio refused to import the paragraph {rest[0].index} of article {rest[0].doc_id} "
+                f"(key {rest[0].key}) even alone. Check the server log (.workbench/labelstudio/server.log for "
+                "the local server); every other task is in place, and `workbench push` sends only what is "
+                "missing."
+            ) from None
+        half = len(rest) // 2
+        _import_batch(client, project_id, rest[:half], predictions, summary, progress)
+        _import_batch(client, project_id, rest[half:], predictions, summary, progress)
+        return
+    summary.imported += len(batch)
+    summary.batches += 1
+    if progress:
+        progress(len(batch))
+
+
+def _predictions_for(project: Project, paragraphs: Sequence[Paragraph]) -> dict[str, Prediction]:
+    wanted = {p.key for p in paragraphs}
+    found = {pred.key: pred for pred in read_predictions(project.preannotations_file) if pred.key in wanted}
+    absent = len(wanted) - len(found)
+    if absent:
+        raise WorkbenchError(
+            f"{absent} of {len(wanted)} paragraphs have no pre-annotation in {project.preannotations_file}. "
+            "Run `workbench preannotate` first (or `workbench run`, which does both)."
+        )
+    return found
+
+
+def _batches(items: Iterable[Paragraph], size: int) -> Iterator[list[Paragraph]]:
+    batch: list[Paragraph] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
