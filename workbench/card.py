@@ -1,0 +1,320 @@
+"""The dataset card (`README.md` of a release): YAML front matter for `datasets`/the Hub, then prose for a reader.
+
+Pure rendering, kept apart from the release I/O so it can be read and tested on its own: `release.py` gathers the
+facts (the manifest draft, the front matter, the data files' checksums) and this module only turns them into text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+SPLIT_ORDER = ("train", "test")
+
+
+def render_card(
+    front_matter: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    data_files: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """The whole card: front matter between `---` lines, then the reader's sections.
+
+    `manifest` is the release manifest without its `files` entry (the card is one of those files);
+    `data_files` maps each parquet path to its `size` and `sha256`, which the card quotes as a checksum pointer.
+    """
+    header = yaml.safe_dump(dict(front_matter), sort_keys=False, allow_unicode=True, width=1000)
+    sections = [
+        _title(manifest),
+        _fields(),
+        _labels(manifest),
+        _splits(manifest),
+        _annotation(manifest),
+        _quality(manifest),
+        _alignment(manifest),
+        _changes(manifest),
+        _loading(manifest),
+        _provenance(manifest),
+        _integrity(manifest, data_files),
+    ]
+    return f"---\n{header}---\n\n" + "\n\n".join(section.strip() for section in sections) + "\n"
+
+
+def parse_front_matter(card: str) -> dict[str, Any]:
+    """The YAML between the card's first two `---` lines (what `datasets` reads), as a dict."""
+    lines = card.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise ValueError("the card does not start with a '---' YAML front matter line")
+    end = next((i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---"), None)
+    if end is None:
+        raise ValueError("the card's YAML front matter has no closing '---' line")
+    value = yaml.safe_load("\n".join(lines[1:end])) or {}
+    if not isinstance(value, dict):
+        raise ValueError("the card's YAML front matter is not a mapping")
+    return value
+
+
+def size_category(rows: int) -> str:
+    """The Hub's `size_categories` bucket for a row count."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
+    for bound, name in bounds:
+        if rows < bound:
+            return name
+    return "1M<n<10M" if rows < 10_000_000 else "n>10M"
+
+
+# ---- sections ---------------------------------------------------------------------------------------------
+
+
+def _title(m: Mapping[str, Any]) -> str:
+    counts = m["counts"]
+    total = counts["total"]
+    model = m["model"]
+    return f"""
+# {m["dataset"]} {m["version"]}
+
+A named-entity recognition dataset of **{total["rows"]} paragraphs** from **{total["articles"]} articles**,
+with **{total["spans"]} labelled entity spans**. Every paragraph was pre-annotated by the spaCy pipeline
+`{model.get("name") or "?"}` (version `{model.get("version") or "?"}`) and then corrected and submitted by a
+human in Label Studio; only human-submitted labels are in the data. Each row is one paragraph, tokenized so
+that every human span starts and ends on a token boundary: `tokens`/`ner_tags` and the character `spans`
+agree (where two human spans overlap, the tags carry one of them and `spans` keeps both).
+"""
+
+
+def _fields() -> str:
+    rows = [
+        ("id", "string", "stable id of the paragraph: the same paragraph has the same id in every release"),
+        ("doc_id", "string", "the article the paragraph comes from (splits are made per article)"),
+        ("paragraph", "int32", "0-based position of the paragraph in its article"),
+        ("text", "string", "the paragraph text"),
+        ("tokens", "list of string", "the tokens of `text`, in order; every span edge is a token edge"),
+        ("ner_tags", "list of ClassLabel", "IOB2 tag ids, one per token (names below)"),
+        ("spans", "list of {start, end, label, text}", "human spans, offsets in Unicode code points of `text`"),
+        ("task_id", "int64", "the Label Studio task the row was annotated in"),
+        ("annotation_ids", "list of int64", "the Label Studio annotations merged into the row"),
+        ("annotators", "list of int64", "Label Studio user ids of those annotations (numbers, no names)"),
+    ]
+    return "## Fields\n\n" + _table(["column", "type", "meaning"], [[f"`{a}`", b, c] for a, b, c in rows])
+
+
+def _labels(m: Mapping[str, Any]) -> str:
+    labels: list[str] = list(m["labels"])
+    counts = m["counts"]
+    retired = [label for label in m.get("retired_labels", []) if label not in labels]
+    body = [[label, *(_n(counts[s]["labels"].get(label, 0)) for s in SPLIT_ORDER),
+             _n(counts["total"]["labels"].get(label, 0))] for label in labels]
+    text = "## Label schema\n\nEntity spans per label and split:\n\n"
+    text += _table(["label", *SPLIT_ORDER, "total"], body)
+    names = m["class_label_names"]
+    text += (
+        f"\n\n`ner_tags` is a `ClassLabel` with {len(names)} names: "
+        + ", ".join(f"{i} `{name}`" for i, name in enumerate(names))
+        + ". Ids never change between releases: new labels are appended, and a label that was removed keeps "
+        "its ids (it simply no longer occurs)."
+    )
+    mapping = m.get("label_mapping") or {}
+    if mapping:
+        text += "\n\nLabels renamed or merged by the config's `label_mapping` (applied to tags and spans):\n\n"
+        text += _table(["old label", "now"], [[old, new] for old, new in sorted(mapping.items())])
+    if retired:
+        text += "\n\nRetired labels (ids kept, no longer used): " + ", ".join(f"`{r}`" for r in retired) + "."
+    return text
+
+
+def _splits(m: Mapping[str, Any]) -> str:
+    counts = m["counts"]
+    split = m["split"]
+    body = [[s, _n(counts[s]["articles"]), _n(counts[s]["rows"]), _n(counts[s]["spans"])] for s in SPLIT_ORDER]
+    parent = m.get("parent")
+    keep = (
+        f"Articles already in the parent release {parent} kept their split; only new articles were placed."
+        if parent
+        else "This is the first release, so every article was placed fresh."
+    )
+    return f"""
+## Splits
+
+Splits are made **per article**, never per paragraph, so no story has paragraphs on both sides. Articles are
+ordered by the sha256 of the seed ({split["seed"]}) and the article id, and go to `test` while the test share of
+articles is below {split["test_fraction"]}. {keep} The membership of every article is in `manifest.json`
+(`split.membership`).
+
+{_table(["split", "articles", "paragraphs", "spans"], body)}
+"""
+
+
+def _annotation(m: Mapping[str, Any]) -> str:
+    counts = m["counts"]
+    excluded = m.get("excluded_tasks", {})
+    return f"""
+## Annotation
+
+{_n(counts["total"]["annotators"])} annotators contributed (counted, not named: the `annotators` column holds
+Label Studio user ids). Label Studio {m["labelstudio"].get("version") or "?"}, project
+"{m["labelstudio"].get("project_title") or "?"}" (id {m["labelstudio"].get("project_id")}).
+
+Tasks left out of this release: {_n(excluded.get("no_submitted_annotation", 0))} with no submitted annotation,
+{_n(excluded.get("only_skipped", 0))} that annotators only skipped.
+"""
+
+
+def _quality(m: Mapping[str, Any]) -> str:
+    return (
+        "## Agreement between annotators\n\n"
+        + _render_value(m.get("agreement") or {}, depth=3)
+        + "\n\n## Pre-annotation quality\n\nHow well the model's suggestions matched the final human labels "
+        "(per model version and label; a measure of how much pre-annotation helped):\n\n"
+        + _render_value(m.get("preannotation_quality") or {}, depth=3)
+    )
+
+
+def _alignment(m: Mapping[str, Any]) -> str:
+    return (
+        "## Alignment report\n\nWhat the offset checks and the span-to-token alignment did while building this "
+        "release (nothing is dropped silently):\n\n" + _render_value(m.get("alignment_report") or {}, depth=3)
+    )
+
+
+def _changes(m: Mapping[str, Any]) -> str:
+    changes = m.get("changes") or {}
+    parent = changes.get("parent")
+    if not parent:
+        return "## Changes\n\nFirst release."
+    body = [[label, _n(c["a"]), _n(c["b"]), f"{c['delta']:+d}"] for label, c in changes["label_counts"].items()]
+    return (
+        f"## Changes since {parent}\n\n{_n(changes['added'])} rows added, {_n(changes['removed'])} removed, "
+        f"{_n(changes['changed'])} changed (same id, different spans or tags).\n\n"
+        + _table(["label", parent, m["version"], "delta"], body)
+    )
+
+
+def _loading(m: Mapping[str, Any]) -> str:
+    return f"""
+## How to load
+
+With 🤗 `datasets` (works offline on this folder, and the same on the Hub):
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("path/to/{m["dataset"]}/{m["version"]}")
+names = ds["train"].features["ner_tags"].feature.names
+```
+
+With pandas (the `ner_tags` ids; names are in this card and in `manifest.json`):
+
+```python
+import pandas as pd
+
+train = pd.read_parquet("data/train-00000-of-00001.parquet")
+```
+
+With spaCy (`train.spacy`/`test.spacy` are `DocBin`s; entities from the tags in `doc.ents`, every human span in
+`doc.spans["sc"]`):
+
+```python
+import spacy
+from spacy.tokens import DocBin
+
+docs = list(DocBin().from_disk("train.spacy").get_docs(spacy.blank("en").vocab))
+```
+
+`train.conll`/`test.conll` are CoNLL-2003 style: `-DOCSTART- -X- -X- O` before each article, one
+`token _ _ tag` line per token (whitespace-only tokens left out, whitespace inside a token written as `_`), a
+blank line after each paragraph.
+"""
+
+
+def _provenance(m: Mapping[str, Any]) -> str:
+    source = m["source"]
+    rows = [
+        ["source snapshot", f"`{source.get('name')}` taken {source.get('time')}"],
+        ["snapshot sha256", f"`{source.get('sha256')}`"],
+        ["Label Studio", f"{m['labelstudio'].get('version')} (project id {m['labelstudio'].get('project_id')})"],
+        ["pre-annotation model", f"`{m['model'].get('name')}` {m['model'].get('version')}"],
+        ["config sha256", f"`{m['config_hash']}`"],
+        ["workbench", f"{m['workbench']['version']} (git `{m['workbench']['git_commit']}`)"],
+        ["parent release", m.get("parent") or "none"],
+        ["created", m["created_at"]],
+    ]
+    return "## Provenance\n\n" + _table(["what", "value"], rows)
+
+
+def _integrity(m: Mapping[str, Any], data_files: Mapping[str, Mapping[str, Any]]) -> str:
+    body = [[f"`{path}`", _n(info["size"]), f"`{info['sha256']}`"] for path, info in sorted(data_files.items())]
+    return (
+        "## Integrity\n\n`manifest.json` in this folder lists the size and sha256 of every file of the release "
+        "(this card included) together with the counts, the split membership and the provenance above; "
+        f"`workbench verify {m['version']}` recomputes them. The data files:\n\n"
+        + _table(["file", "bytes", "sha256"], body)
+    )
+
+
+# ---- small renderers ---------------------------------------------------------------------------------------
+
+
+def _n(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        text = f"{value:.3f}"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = _n(value)
+    elif value is None:
+        text = "–"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _render_value(value: Any, depth: int) -> str:
+    """A report dict as tables: scalars as a key/value table, a dict of flat dicts as one wide table, deeper
+    parts as sub-sections. Report shapes belong to other modules, so nothing here assumes their keys."""
+    if isinstance(value, Mapping):
+        if not value:
+            return "_Not measured for this release._"
+        scalars = {k: v for k, v in value.items() if _is_scalar(v)}
+        nested = {k: v for k, v in value.items() if not _is_scalar(v)}
+        parts = []
+        if scalars:
+            parts.append(_table(["measure", "value"], [[k, v] for k, v in scalars.items()]))
+        flat_children = nested and all(
+            isinstance(v, Mapping) and v and all(_is_scalar(x) for x in v.values()) for v in nested.values()
+        )
+        if flat_children:
+            columns: list[str] = []
+            for child in nested.values():
+                columns += [str(c) for c in child if str(c) not in columns]
+            rows = [[k, *(child.get(c) for c in columns)] for k, child in nested.items()]
+            parts.append(_table(["", *columns], rows))
+        else:
+            for key, child in nested.items():
+                heading = "#" * min(depth, 6)
+                parts.append(f"{heading} {str(key).replace('_', ' ')}\n\n{_render_value(child, depth + 1)}")
+        return "\n\n".join(parts)
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value) and depth <= 4:
+        columns = []
+        for item in value:
+            columns += [str(c) for c in item if str(c) not in columns]
+        if all(_is_scalar(x) for item in value for x in item.values()):
+            return _table(columns, [[item.get(c) for c in columns] for item in value])
+    if _is_scalar(value):
+        return _cell(value)
+    return "```json\n" + json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n```"

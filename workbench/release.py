@@ -1,0 +1,859 @@
+"""Rows -> an immutable, versioned release folder that ML engineers can trust; verify, diff and list releases.
+
+A release is `<releases_dir>/<MAJOR.MINOR.PATCH>/` holding parquet shards with a dataset card (so
+`datasets.load_dataset(folder)` works offline exactly as on the Hub), spaCy DocBins, CoNLL files and a
+`manifest.json` with the checksum of every file, the counts, the split membership and the provenance.
+
+Everything is computed and validated in memory first, so a refused release changes nothing on disk; the files
+are then written into a hidden temporary folder beside the target and renamed into place in one step, so an
+interrupted release leaves no version folder behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from packaging.version import InvalidVersion, Version
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+
+from workbench import card
+from workbench.config import Config
+from workbench.errors import ReleaseError
+from workbench.project import atomic_write_bytes
+from workbench.splits import SPLITS, TRAIN, assign_splits
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+CHANGELOG = "CHANGELOG.md"
+FORMAT = "workbench-release/1"
+SPAN_GROUP = "sc"
+_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+_TMP = re.compile(r"\.(?P<version>.+)\.tmp-(?P<pid>[0-9]+)")
+_ROW_KEYS = ("id", "doc_id", "paragraph", "text", "tokens", "ner_tags", "spans", "task_id", "annotation_ids",
+             "annotators")
+
+
+def parquet_path(split: str) -> str:
+    """Where a split's single parquet shard lives inside a release (the Hub's own naming)."""
+    return f"data/{split}-00000-of-00001.parquet"
+
+
+# ---- versions ----------------------------------------------------------------------------------------------
+
+
+def parse_version(text: str) -> Version:
+    """A semantic version MAJOR.MINOR.PATCH; anything else (v1.0, 1.0, 1.0.0rc1, 01.0.0) is refused.
+
+    Only the plain form is allowed so that the folder name, the manifest and the ordering always agree."""
+    try:
+        version = Version(text)
+    except (InvalidVersion, TypeError):
+        version = None
+    if version is None or not _SEMVER.fullmatch(str(text)) or str(version) != text:
+        raise ReleaseError(
+            f"The release version {text!r} is not a semantic version. Use MAJOR.MINOR.PATCH with plain numbers "
+            "and no prefix or suffix, for example 1.0.0 or 1.2.3."
+        )
+    return version
+
+
+def _existing_versions(releases_dir: Path) -> list[Version]:
+    """The version folders in `releases_dir`, oldest first (hidden temporary folders and other names ignored)."""
+    if not releases_dir.is_dir():
+        return []
+    found = []
+    for child in releases_dir.iterdir():
+        if child.is_dir() and _SEMVER.fullmatch(child.name):
+            found.append(Version(child.name))
+    return sorted(found)
+
+
+# ---- the context a release is cut in -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    """Everything a release records besides its rows: what, from which source, by which tools, and how good."""
+
+    dataset: str
+    version: str
+    labels: tuple[str, ...]
+    label_mapping: Mapping[str, str] = field(default_factory=dict)
+    test_fraction: float = 0.2
+    seed: int = 13
+    snapshot_name: str = ""
+    snapshot_sha256: str = ""
+    snapshot_time: str = ""
+    labelstudio_version: str = ""
+    labelstudio_project_id: int | None = None
+    labelstudio_project_title: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    workbench_version: str = ""
+    git_commit: str = ""
+    alignment_report: Mapping[str, Any] = field(default_factory=dict)
+    agreement: Mapping[str, Any] = field(default_factory=dict)
+    preannotation_quality: Mapping[str, Any] = field(default_factory=dict)
+    excluded_no_annotation: int = 0
+    excluded_only_skipped: int = 0
+    created_at: str = ""
+
+    @classmethod
+    def from_config(cls, config: Config, *, version: str, **rest: Any) -> ReleaseContext:
+        """Fill the fields the config decides (name, labels, mapping, split, config and hash); pass the rest."""
+        return cls(
+            dataset=config.dataset,
+            version=version,
+            labels=tuple(config.labels),
+            label_mapping=dict(config.label_mapping),
+            test_fraction=config.split.test_fraction,
+            seed=config.split.seed,
+            config=config.model_dump(mode="json"),
+            config_hash=config.fingerprint(),
+            **rest,
+        )
+
+
+# ---- labels ------------------------------------------------------------------------------------------------
+
+
+def class_label_names(
+    labels: Sequence[str], parent_names: Sequence[str] | None, label_mapping: Mapping[str, str]
+) -> list[str]:
+    """The IOB2 ClassLabel names: the parent's names first (ids never move), new labels' B-/I- appended.
+
+    A parent label missing from `labels` must be mapped (renamed or merged) in `label_mapping`, or a model
+    trained on the parent would silently lose a class; its ids stay reserved so old ids keep their meaning."""
+    if not parent_names:
+        return ["O", *(f"{prefix}-{label}" for label in labels for prefix in ("B", "I"))]
+    names = list(parent_names)
+    parent_labels = _labels_of(names)
+    vanished = [label for label in parent_labels if label not in labels and label not in label_mapping]
+    if vanished:
+        listed = ", ".join(repr(label) for label in vanished)
+        raise ReleaseError(
+            f"The label(s) {listed} are in the parent release but no longer in the config's labels, and the "
+            "config's label_mapping does not say what became of them. Add them back to labels, or add a "
+            f'mapping such as label_mapping = {{ "{vanished[0]}" = "<NEW LABEL>" }} and release again.'
+        )
+    for label in labels:
+        for prefix in ("B", "I"):
+            if f"{prefix}-{label}" not in names:
+                names.append(f"{prefix}-{label}")
+    return names
+
+
+def _labels_of(names: Sequence[str]) -> list[str]:
+    """Entity labels named by IOB tags, in first-seen order."""
+    labels: list[str] = []
+    for name in names:
+        if name != "O" and name[2:] not in labels:
+            labels.append(name[2:])
+    return labels
+
+
+def release_features(names: Sequence[str]) -> Features:
+    """The release schema: CoNLL-style tokens and ClassLabel tags, plus character spans and provenance ids."""
+    span = {"start": Value("int32"), "end": Value("int32"), "label": Value("string"), "text": Value("string")}
+    return Features(
+        {
+            "id": Value("string"),
+            "doc_id": Value("string"),
+            "paragraph": Value("int32"),
+            "text": Value("string"),
+            "tokens": List(Value("string")),
+            "ner_tags": List(ClassLabel(names=list(names))),
+            "spans": List(span),
+            "task_id": Value("int64"),
+            "annotation_ids": List(Value("int64")),
+            "annotators": List(Value("int64")),
+        }
+    )
+
+
+# ---- rows --------------------------------------------------------------------------------------------------
+
+
+def normalize_rows(
+    rows: Sequence[Mapping[str, Any]], labels: Sequence[str], label_mapping: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Check every row, apply the label mapping to its tags and spans, and sort by (doc_id, paragraph, id).
+
+    The release refuses rather than repairs: a span whose text does not match its offsets, or a tag of an
+    unknown label, means an earlier stage has a bug that a trained model would inherit."""
+    if not rows:
+        raise ReleaseError(
+            "There are no rows to release: no task has a submitted annotation yet. Annotate and submit some "
+            "tasks in Label Studio, pull a new snapshot, and release again."
+        )
+    known = set(labels)
+    problems: list[str] = []
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        fixed, problem = _normalize_row(row, known, label_mapping)
+        if problem:
+            problems.append(problem)
+            continue
+        assert fixed is not None
+        if fixed["id"] in seen:
+            problems.append(f"row {fixed['id']!r} appears twice")
+        seen.add(fixed["id"])
+        out.append(fixed)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ReleaseError(
+            f"{len(problems)} row(s) cannot be released: {shown}. A label outside the config needs to be added "
+            "to labels or mapped in label_mapping; any other problem is a bug in the build step, so report it "
+            "with the snapshot file."
+        )
+    return sorted(out, key=lambda r: (r["doc_id"], r["paragraph"], r["id"]))
+
+
+def _map_label(label: str, mapping: Mapping[str, str]) -> str:
+    return mapping.get(label, label)
+
+
+def _normalize_row(
+    row: Mapping[str, Any], known: set[str], mapping: Mapping[str, str]
+) -> tuple[dict[str, Any] | None, str]:
+    """One row checked and label-mapped, or the reason it cannot be released."""
+    rid = row.get("id", "?")
+    missing = [key for key in _ROW_KEYS if key not in row]
+    if missing:
+        return None, f"row {rid!r} lacks {', '.join(missing)}"
+    text, tokens = row["text"], list(row["tokens"])
+    tags = []
+    for tag in row["ner_tags"]:
+        if tag == "O":
+            tags.append(tag)
+        elif isinstance(tag, str) and tag[:2] in ("B-", "I-"):
+            tags.append(tag[:2] + _map_label(tag[2:], mapping))
+        else:
+            return None, f"row {rid!r} has tag {tag!r}, which is not IOB2 (O, B-LABEL or I-LABEL)"
+    if len(tags) != len(tokens):
+        return None, f"row {rid!r} has {len(tokens)} tokens but {len(tags)} tags"
+    spans = []
+    for span in row["spans"]:
+        start, end, label = int(span["start"]), int(span["end"]), _map_label(span["label"], mapping)
+        if not (0 <= start < end <= len(text)) or text[start:end] != span["text"]:
+            return None, f"row {rid!r} has span {span!r} whose text is not text[start:end]"
+        spans.append({"start": start, "end": end, "label": label, "text": span["text"]})
+    unknown = sorted(({t[2:] for t in tags if t != "O"} | {s["label"] for s in spans}) - known)
+    if unknown:
+        return None, f"row {rid!r} uses label(s) {', '.join(unknown)} not in the config's labels"
+    spans.sort(key=lambda s: (s["start"], s["end"], s["label"]))
+    return {
+        "id": str(row["id"]),
+        "doc_id": str(row["doc_id"]),
+        "paragraph": int(row["paragraph"]),
+        "text": text,
+        "tokens": tokens,
+        "ner_tags": tags,
+        "spans": spans,
+        "task_id": int(row["task_id"]),
+        "annotation_ids": [int(a) for a in row["annotation_ids"]],
+        "annotators": [int(a) for a in row["annotators"]],
+    }, ""
+
+
+def build_dataset_dict(
+    rows: Sequence[Mapping[str, Any]], names: Sequence[str], membership: Mapping[str, str]
+) -> DatasetDict:
+    """Normalized rows -> a `DatasetDict` with train and test, tags encoded as ClassLabel ids."""
+    features = release_features(names)
+    index = {name: i for i, name in enumerate(names)}
+    by_split: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
+    for row in rows:
+        by_split[membership[row["doc_id"]]].append({**row, "ner_tags": [index[t] for t in row["ner_tags"]]})
+    # Column-wise, because `Dataset.from_list([])` loses the schema and an empty split must keep it.
+    return DatasetDict(
+        {
+            split: Dataset.from_dict({key: [row[key] for row in part] for key in features}, features=features)
+            for split, part in by_split.items()
+        }
+    )
+
+
+def _parquet_bytes(dataset: Dataset) -> bytes:
+    """The split as parquet, its schema carrying the `huggingface` features metadata (ClassLabel names).
+
+    Written with pyarrow directly: the same table gives the same bytes, with no progress bar on stderr."""
+    table = dataset.data.table
+    table = table.replace_schema_metadata(dataset.features.arrow_schema.metadata)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+# ---- spaCy and CoNLL ---------------------------------------------------------------------------------------
+
+
+def words_and_spaces(
+    text: str, tokens: Sequence[str], tags: Sequence[str]
+) -> tuple[list[str], list[bool], list[str]]:
+    """spaCy words, trailing-space flags and tags that rebuild `text` exactly from the row's tokens.
+
+    A gap between tokens that is not one plain space becomes a whitespace word (tagged I-X inside an entity,
+    O otherwise), as spaCy's tokenizer does; a non-whitespace gap means the tokens do not belong to the text."""
+    words: list[str] = []
+    spaces: list[bool] = []
+    out_tags: list[str] = []
+    cursor = 0
+
+    def absorb(gap: str, next_tag: str) -> None:
+        if gap.startswith(" ") and words and not spaces[-1]:
+            spaces[-1] = True
+            gap = gap[1:]
+        if gap:
+            words.append(gap)
+            spaces.append(False)
+            out_tags.append(next_tag if next_tag.startswith("I-") else "O")
+
+    for token, tag in zip(tokens, tags, strict=True):
+        if not token:
+            raise ValueError("an empty token")
+        at = text.find(token, cursor)
+        if at < 0 or (at > cursor and not text[cursor:at].isspace()):
+            raise ValueError(f"token {token!r} is not found at offset {cursor} of the text")
+        absorb(text[cursor:at], tag)
+        words.append(token)
+        spaces.append(False)
+        out_tags.append(tag)
+        cursor = at + len(token)
+    rest = text[cursor:]
+    if rest and not rest.isspace():
+        raise ValueError(f"the text after the last token ({rest[:20]!r}) is not whitespace")
+    absorb(rest, "O")
+    return words, spaces, out_tags
+
+
+def _docbin_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """A spaCy DocBin: one Doc per row on a blank vocab, entities from the tags, every human span in
+    `doc.spans["sc"]`, and the row's ids in `doc.user_data` to join back to the parquet."""
+    vocab = Vocab()
+    docbin = DocBin(store_user_data=True)
+    for row in rows:
+        try:
+            words, spaces, tags = words_and_spaces(row["text"], row["tokens"], row["ner_tags"])
+            doc = Doc(vocab, words=words, spaces=spaces, ents=tags)
+        except ValueError as exc:
+            raise ReleaseError(
+                f"Row {row['id']!r} cannot become a spaCy Doc: {exc}. Its tokens and tags must rebuild its text; "
+                "this is a bug in the build step, so report it with the snapshot file."
+            ) from None
+        group = []
+        for span in row["spans"]:
+            piece = doc.char_span(span["start"], span["end"], label=span["label"])
+            if piece is None:
+                raise ReleaseError(
+                    f"Row {row['id']!r} has the span {span['text']!r} ({span['start']}-{span['end']}) that "
+                    "does not start and end on token boundaries. Tokens must be split at every span edge; this is "
+                    "a bug in the build step, so report it with the snapshot file."
+                )
+            group.append(piece)
+        doc.spans[SPAN_GROUP] = group
+        doc.user_data.update({"id": row["id"], "doc_id": row["doc_id"], "paragraph": row["paragraph"]})
+        docbin.add(doc)
+    return docbin.to_bytes()
+
+
+def _conll_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CoNLL-2003 style: -DOCSTART- per article, `token _ _ tag` lines, a blank line after each paragraph.
+
+    Whitespace-only tokens are left out and whitespace inside a token becomes `_`, so every line has exactly
+    four space-separated columns for the readers that split on whitespace."""
+    lines: list[str] = []
+    current_doc = None
+    for row in rows:
+        if row["doc_id"] != current_doc:
+            current_doc = row["doc_id"]
+            lines += ["-DOCSTART- -X- -X- O", ""]
+        body = [f"{'_'.join(token.split())} _ _ {tag}" for token, tag in zip(row["tokens"], row["ner_tags"],
+                                                                            strict=True) if not token.isspace()]
+        if body:
+            lines += [*body, ""]
+    return "\n".join(lines) + "\n"
+
+
+# ---- counts and diffs --------------------------------------------------------------------------------------
+
+
+def _counts(rows: Sequence[Mapping[str, Any]], membership: Mapping[str, str], labels: Sequence[str]) -> dict:
+    """Rows, articles, spans, annotators and spans per label, per split and in total."""
+
+    def count(part: list[Mapping[str, Any]]) -> dict[str, Any]:
+        per_label = Counter(span["label"] for row in part for span in row["spans"])
+        return {
+            "rows": len(part),
+            "articles": len({row["doc_id"] for row in part}),
+            "spans": sum(per_label.values()),
+            "annotators": len({a for row in part for a in row["annotators"]}),
+            "labels": {label: per_label.get(label, 0) for label in labels}
+            | {label: n for label, n in sorted(per_label.items()) if label not in labels},
+        }
+
+    result = {split: count([r for r in rows if membership[r["doc_id"]] == split]) for split in SPLITS}
+    result["total"] = count(list(rows))
+    return result
+
+
+def _row_key(row: Mapping[str, Any]) -> tuple:
+    """What a row says: its tags and its spans. Two releases disagree on a row when this differs."""
+    spans = tuple(sorted((s["start"], s["end"], s["label"], s["text"]) for s in row["spans"]))
+    return tuple(row["ner_tags"]), spans
+
+
+def _diff_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Row ids added, removed and changed from `old` to `new`, and span counts per label in both."""
+    a = {row["id"]: _row_key(row) for row in old}
+    b = {row["id"]: _row_key(row) for row in new}
+    count_a = Counter(span[2] for _, spans in a.values() for span in spans)
+    count_b = Counter(span[2] for _, spans in b.values() for span in spans)
+    return {
+        "added": sorted(b.keys() - a.keys()),
+        "removed": sorted(a.keys() - b.keys()),
+        "changed": sorted(rid for rid in a.keys() & b.keys() if a[rid] != b[rid]),
+        "label_counts": {
+            label: {"a": count_a[label], "b": count_b[label], "delta": count_b[label] - count_a[label]}
+            for label in sorted(count_a.keys() | count_b.keys())
+        },
+    }
+
+
+def _read_rows(folder: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A release's rows from its parquet shards, tags turned back into names."""
+    names = manifest["class_label_names"]
+    rows: list[dict[str, Any]] = []
+    for split in SPLITS:
+        path = folder / parquet_path(split)
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ReleaseError(
+                f"The release {folder.name} cannot be read: {path} is missing or not parquet ({exc}). Run "
+                f"`workbench verify {folder.name}` to see which files changed."
+            ) from None
+        for row in table.to_pylist():
+            row["ner_tags"] = [names[i] for i in row["ner_tags"]]
+            rows.append(row)
+    return rows
+
+
+# ---- reading releases --------------------------------------------------------------------------------------
+
+
+def _release_folder(releases_dir: Path, version: str) -> Path:
+    parse_version(version)
+    folder = Path(releases_dir) / version
+    if not folder.is_dir():
+        have = ", ".join(str(v) for v in _existing_versions(Path(releases_dir))) or "none"
+        raise ReleaseError(
+            f"There is no release {version} in {releases_dir} (releases there: {have}). Check the version, or "
+            "cut it with `workbench release`."
+        )
+    return folder
+
+
+def read_manifest(releases_dir: Path, version: str) -> dict[str, Any]:
+    """A release's manifest.json, refused with a clear message when it is missing or unreadable."""
+    folder = _release_folder(releases_dir, version)
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(
+            f"The release {version} in {releases_dir} has no readable {MANIFEST} ({exc}), so it cannot be trusted "
+            f"or built upon. Restore the folder from a backup, or move it aside and release again."
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ReleaseError(
+            f"The {MANIFEST} of release {version} in {releases_dir} is not a workbench manifest ({FORMAT}). "
+            "Restore the folder from a backup, or move it aside and release again."
+        )
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_release(releases_dir: Path, version: str) -> list[str]:
+    """Recompute every checksum in the manifest; one line per missing, changed or extra file (empty == intact)."""
+    folder = _release_folder(releases_dir, version)
+    try:
+        manifest = read_manifest(releases_dir, version)
+    except ReleaseError as exc:
+        return [str(exc)]
+    problems = []
+    listed: Mapping[str, Mapping[str, Any]] = manifest.get("files", {})
+    for relpath, expected in sorted(listed.items()):
+        path = folder / relpath
+        if not path.is_file():
+            problems.append(f"missing: {relpath}")
+        elif path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+            problems.append(f"changed: {relpath} (sha256 differs from the manifest)")
+    for path in sorted(folder.rglob("*")):
+        relpath = path.relative_to(folder).as_posix()
+        if path.is_file() and relpath != MANIFEST and relpath not in listed:
+            problems.append(f"extra: {relpath} (not in the manifest)")
+    return problems
+
+
+def diff_releases(releases_dir: Path, a: str, b: str) -> dict[str, Any]:
+    """What changed from release `a` to release `b`: row ids added/removed/changed and span counts per label."""
+    releases_dir = Path(releases_dir)
+    rows_a = _read_rows(releases_dir / a, read_manifest(releases_dir, a))
+    rows_b = _read_rows(releases_dir / b, read_manifest(releases_dir, b))
+    return {"a": a, "b": b, **_diff_rows(rows_a, rows_b)}
+
+
+def list_releases(releases_dir: Path) -> list[dict[str, Any]]:
+    """Every release, oldest first: version, created_at, rows per split and total size in bytes."""
+    releases_dir = Path(releases_dir)
+    out = []
+    for version in _existing_versions(releases_dir):
+        folder = releases_dir / str(version)
+        try:
+            manifest = read_manifest(releases_dir, str(version))
+        except ReleaseError:
+            out.append({"version": str(version), "created_at": None, "rows": {}, "size_bytes": None})
+            continue
+        size = sum(info["size"] for info in manifest["files"].values()) + (folder / MANIFEST).stat().st_size
+        out.append(
+            {
+                "version": str(version),
+                "created_at": manifest["created_at"],
+                "rows": {split: manifest["counts"][split]["rows"] for split in SPLITS},
+                "size_bytes": size,
+            }
+        )
+    return out
+
+
+# ---- writing a release -------------------------------------------------------------------------------------
+
+
+def _check_new_version(releases_dir: Path, version: str) -> Version | None:
+    """Refuse a version that exists or is not above the latest; return the parent (latest) version, if any."""
+    wanted = parse_version(version)
+    existing = _existing_versions(releases_dir)
+    if wanted in existing:
+        raise ReleaseError(
+            f"Release {version} already exists in {releases_dir}, and releases are never overwritten. Choose the "
+            f"next version (for example {wanted.major}.{wanted.minor}.{wanted.micro + 1}) and release again."
+        )
+    if existing and wanted < existing[-1]:
+        raise ReleaseError(
+            f"Release {version} is lower than the latest release {existing[-1]} in {releases_dir}; versions only "
+            f"go up. Choose a version above {existing[-1]} and release again."
+        )
+    return existing[-1] if existing else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _front_matter(ctx: ReleaseContext, dataset: DatasetDict, sizes: Mapping[str, int]) -> dict[str, Any]:
+    """The card's YAML: what `datasets` reads to load the folder (configs, features, split sizes) and Hub tags."""
+    features = dataset[TRAIN].features
+    splits = [
+        {"name": s, "num_bytes": dataset[s].data.nbytes, "num_examples": dataset[s].num_rows} for s in SPLITS
+    ]
+    return {
+        "pretty_name": f"{ctx.dataset} {ctx.version}",
+        "task_categories": ["token-classification"],
+        "task_ids": ["named-entity-recognition"],
+        "size_categories": [card.size_category(sum(dataset[s].num_rows for s in SPLITS))],
+        "tags": ["ner", "label-studio", "spacy"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": parquet_path(s)} for s in SPLITS],
+            }
+        ],
+        "dataset_info": {
+            # Features' own YAML form (what push_to_hub writes), so names and types round-trip exactly.
+            "features": features._to_yaml_list(),
+            "splits": splits,
+            "download_size": sum(sizes.values()),
+            "dataset_size": sum(s["num_bytes"] for s in splits),
+        },
+    }
+
+
+def _file_entry(data: bytes) -> dict[str, Any]:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write and fsync one release file, so the rename publishes complete files only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _remove_stale_tmp(releases_dir: Path) -> None:
+    """Delete temporary folders left by releases that were killed (their process is gone)."""
+    for child in releases_dir.iterdir():
+        match = _TMP.fullmatch(child.name)
+        if match and child.is_dir():
+            pid = int(match["pid"])
+            if pid == os.getpid() or not _is_running(pid):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _parent_state(releases_dir: Path, parent: Version | None) -> tuple[dict[str, Any] | None, list[dict]]:
+    """The parent's manifest and rows (None, [] for a first release)."""
+    if parent is None:
+        return None, []
+    manifest = read_manifest(releases_dir, str(parent))
+    return manifest, _read_rows(releases_dir / str(parent), manifest)
+
+
+def write_release(releases_dir: Path, rows: Sequence[Mapping[str, Any]], ctx: ReleaseContext) -> Path:
+    """Cut release `ctx.version` from `rows` into `releases_dir/<version>/` and return that folder.
+
+    Refused (ReleaseError, nothing on disk changed) when the version exists or is not above the latest, when a
+    parent label vanished without a mapping, or when a row is inconsistent. Splits, ClassLabel ids and the
+    changelog entry are all relative to the parent, the latest existing release."""
+    releases_dir = Path(releases_dir)
+    parent = _check_new_version(releases_dir, ctx.version)
+    parent_manifest, parent_rows = _parent_state(releases_dir, parent)
+
+    names = class_label_names(
+        ctx.labels, parent_manifest["class_label_names"] if parent_manifest else None, ctx.label_mapping
+    )
+    clean = normalize_rows(rows, ctx.labels, ctx.label_mapping)
+    known = {}
+    if parent_manifest:
+        parent_split = parent_manifest["split"]
+        known = {**parent_split.get("retired_membership", {}), **parent_split["membership"]}
+    doc_ids = sorted({row["doc_id"] for row in clean})
+    membership = assign_splits(doc_ids, test_fraction=ctx.test_fraction, seed=ctx.seed, previous=known)
+    retired_membership = {d: s for d, s in sorted(known.items()) if d not in membership}
+    _check_both_splits(membership)
+    by_split = {split: [row for row in clean if membership[row["doc_id"]] == split] for split in SPLITS}
+
+    dataset = build_dataset_dict(clean, names, membership)
+    files: dict[str, bytes] = {}
+    for split in SPLITS:
+        files[parquet_path(split)] = _parquet_bytes(dataset[split])
+    for split in SPLITS:
+        files[f"{split}.spacy"] = _docbin_bytes(by_split[split])
+        files[f"{split}.conll"] = _conll_text(by_split[split]).encode("utf-8")
+
+    diff = _diff_rows(parent_rows, clean)
+    manifest = _manifest(ctx, names, membership, retired_membership, clean, parent, diff)
+    data_files = {path: _file_entry(files[path]) for path in (parquet_path(s) for s in SPLITS)}
+    front = _front_matter(ctx, dataset, {p: e["size"] for p, e in data_files.items()})
+    files[CARD] = card.render_card(front, manifest, data_files).encode("utf-8")
+    manifest["files"] = {path: _file_entry(data) for path, data in sorted(files.items())}
+
+    target = _publish(releases_dir, ctx.version, files, manifest)
+    try:
+        _update_changelog(releases_dir, ctx.dataset)
+    except OSError as exc:
+        raise ReleaseError(
+            f"Release {ctx.version} was written to {target} and is complete, but {releases_dir / CHANGELOG} could "
+            f"not be updated ({exc}). Fix the cause; the missing entry is added at the next release."
+        ) from None
+    return target
+
+
+def _check_both_splits(membership: Mapping[str, str]) -> None:
+    """Refuse a release with an empty split: it is no use for training or evaluation, and datasets 5.2 cannot
+    load a split with no rows ("Instruction 'train' corresponds to no data")."""
+    empty = [split for split in SPLITS if split not in membership.values()]
+    if empty:
+        raise ReleaseError(
+            f"This release would have no {empty[0]} articles ({len(membership)} article(s) in all, and articles "
+            "keep the split they had in earlier releases). A release needs at least one article in train and one "
+            "in test: annotate paragraphs of more articles, pull a new snapshot, and release again."
+        )
+
+
+def _manifest(
+    ctx: ReleaseContext,
+    names: Sequence[str],
+    membership: Mapping[str, str],
+    retired_membership: Mapping[str, str],
+    rows: Sequence[Mapping[str, Any]],
+    parent: Version | None,
+    diff: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Everything a reader needs to trust and reproduce the release, except the file list (added last)."""
+    return {
+        "format": FORMAT,
+        "dataset": ctx.dataset,
+        "version": ctx.version,
+        "parent": str(parent) if parent else None,
+        "created_at": ctx.created_at or _now(),
+        "files": {},
+        "counts": _counts(rows, membership, ctx.labels),
+        "labels": list(ctx.labels),
+        "class_label_names": list(names),
+        "retired_labels": [label for label in _labels_of(names) if label not in ctx.labels],
+        "label_mapping": dict(sorted(ctx.label_mapping.items())),
+        "split": {
+            "test_fraction": ctx.test_fraction,
+            "seed": ctx.seed,
+            "membership": dict(membership),
+            "retired_membership": dict(retired_membership),
+        },
+        "source": {"name": ctx.snapshot_name, "sha256": ctx.snapshot_sha256, "time": ctx.snapshot_time},
+        "labelstudio": {
+            "version": ctx.labelstudio_version,
+            "project_id": ctx.labelstudio_project_id,
+            "project_title": ctx.labelstudio_project_title,
+        },
+        "model": {"name": ctx.model_name, "version": ctx.model_version},
+        "config": dict(ctx.config),
+        "config_hash": ctx.config_hash,
+        "workbench": {"version": ctx.workbench_version, "git_commit": ctx.git_commit},
+        "alignment_report": dict(ctx.alignment_report),
+        "agreement": dict(ctx.agreement),
+        "preannotation_quality": dict(ctx.preannotation_quality),
+        "excluded_tasks": {
+            "no_submitted_annotation": ctx.excluded_no_annotation,
+            "only_skipped": ctx.excluded_only_skipped,
+        },
+        "changes": {
+            "parent": str(parent) if parent else None,
+            "added": len(diff["added"]),
+            "removed": len(diff["removed"]),
+            "changed": len(diff["changed"]),
+            "label_counts": diff["label_counts"],
+        },
+    }
+
+
+def _publish(releases_dir: Path, version: str, files: Mapping[str, bytes], manifest: Mapping[str, Any]) -> Path:
+    """Write the files into `.<version>.tmp-<pid>` and rename it to `<version>` in one step."""
+    releases_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(releases_dir)
+    target = releases_dir / version
+    tmp = releases_dir / f".{version}.tmp-{os.getpid()}"
+    try:
+        tmp.mkdir()
+        for relpath, data in files.items():
+            _write_file(tmp / relpath, data)
+        _write_file(tmp / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        _fsync_dir(tmp / "data")
+        _fsync_dir(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError as exc:
+            raise ReleaseError(
+                f"Release {version} could not be moved into place at {target} ({exc}); another release may have "
+                "been written at the same time. Check the folder and release again with a new version."
+            ) from None
+        _fsync_dir(releases_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+# ---- changelog ---------------------------------------------------------------------------------------------
+
+_ENTRY = re.compile(r"^## (\S+)", re.MULTILINE)
+
+
+def _changelog_entries(text: str) -> dict[str, str]:
+    """The existing entries of a CHANGELOG.md, by version, kept verbatim."""
+    starts = list(_ENTRY.finditer(text))
+    entries = {}
+    for i, match in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+        entries[match[1]] = text[match.start() : end].strip()
+    return entries
+
+
+def changelog_entry(manifest: Mapping[str, Any], manifest_sha256: str) -> str:
+    """One release's changelog entry: counts against the parent and the per-label deltas."""
+    counts, changes = manifest["counts"], manifest["changes"]
+    rows = (
+        f"{counts['total']['rows']} rows (train {counts['train']['rows']}, test {counts['test']['rows']}) "
+        f"from {counts['total']['articles']} articles"
+    )
+    lines = [f"## {manifest['version']} ({manifest['created_at']})", ""]
+    if changes["parent"]:
+        lines.append(
+            f"Against {changes['parent']}: {changes['added']} rows added, {changes['removed']} removed, "
+            f"{changes['changed']} changed. Now {rows}."
+        )
+        moved = [(label, c) for label, c in changes["label_counts"].items() if c["delta"]]
+        if moved:
+            lines += ["", f"| label | {changes['parent']} | {manifest['version']} | delta |", "|---|---|---|---|"]
+            lines += [f"| {label} | {c['a']} | {c['b']} | {c['delta']:+d} |" for label, c in moved]
+        else:
+            lines += ["", "Span counts per label unchanged."]
+    else:
+        lines.append(f"First release: {rows}, {counts['total']['spans']} spans.")
+    lines += ["", f"manifest.json sha256 `{manifest_sha256}`"]
+    return "\n".join(lines)
+
+
+def _update_changelog(releases_dir: Path, dataset: str) -> None:
+    """Rewrite CHANGELOG.md atomically, newest first: existing entries verbatim, an entry added for every
+    release that lacks one (so an entry lost to a crash after the rename comes back at the next release)."""
+    path = releases_dir / CHANGELOG
+    entries = _changelog_entries(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for version in _existing_versions(releases_dir):
+        if str(version) not in entries:
+            with contextlib.suppress(ReleaseError):
+                manifest = read_manifest(releases_dir, str(version))
+                sha = _sha256(releases_dir / str(version) / MANIFEST)
+                entries[str(version)] = changelog_entry(manifest, sha)
+
+    def order(version: str) -> tuple[int, Version | str]:
+        return (1, Version(version)) if _SEMVER.fullmatch(version) else (0, version)
+
+    newest_first = sorted(entries, key=order, reverse=True)
+    header = (
+        f"# Changelog: {dataset}\n\nWritten by `workbench release`, newest first; each entry is the diff "
+        "against the release before it.\n"
+    )
+    text = header + "".join(f"\n{entries[v]}\n" for v in newest_first)
+    atomic_write_bytes(path, text.encode("utf-8"))
