@@ -1,0 +1,102 @@
+"""Several annotations of one task -> the one set of spans a dataset row carries, and why.
+
+Ground truth (an adjudicated annotation) beats everything; a single annotation is used as is; several are
+merged by span-level majority. A tied span (exactly half the votes) has no majority, so rather than invent
+one the row falls back to the latest annotation and says so (`tie=True`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from workbench.records import Annotation, Span
+
+Policy = Literal["ground_truth_majority_latest", "latest"]
+Rule = Literal["single", "ground_truth", "majority", "latest"]
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A row's merged spans with their provenance: which annotations and annotators, by which rule."""
+
+    spans: tuple[Span, ...]
+    annotation_ids: tuple[int, ...]
+    annotators: tuple[int, ...]
+    rule: Rule
+    tie: bool = False
+
+
+def merge(annotations: Sequence[Annotation], *, policy: Policy = "ground_truth_majority_latest") -> Merged:
+    """Merge the non-cancelled `annotations` of one task under `policy`.
+
+    `ground_truth_majority_latest`: the latest ground-truth annotation if any; else the only annotation; else
+    every span (start, end, label) found in more than half the annotations; if any span has exactly half, the
+    latest annotation instead (`tie=True`). `latest`: the latest annotation. Latest = greatest `updated_at`,
+    then greatest id. A lone annotation gives rule "single" (unless it is ground truth). Raises ValueError when
+    none is left.
+    """
+    usable = sorted((a for a in annotations if not a.cancelled), key=_recency)
+    if not usable:
+        raise ValueError("no submitted (non-cancelled) annotation to merge")
+    if policy not in ("ground_truth_majority_latest", "latest"):
+        raise ValueError(f"unknown merge policy {policy!r}; use 'ground_truth_majority_latest' or 'latest'")
+    if policy == "latest":
+        return _one(usable[-1], "single" if len(usable) == 1 else "latest")
+    ground_truth = [a for a in usable if a.ground_truth]
+    if ground_truth:
+        return _one(ground_truth[-1], "ground_truth")
+    if len(usable) == 1:
+        return _one(usable[-1], "single")
+
+    votes: Counter[tuple[int, int, str]] = Counter()
+    by_key: dict[tuple[int, int, str], Span] = {}
+    for annotation in usable:
+        keys = {_key(span) for span in annotation.spans}
+        votes.update(keys)
+        for span in annotation.spans:
+            by_key.setdefault(_key(span), span)
+    if any(2 * count == len(usable) for count in votes.values()):
+        return _one(usable[-1], "latest", tie=True)
+    kept = tuple(sorted(by_key[key] for key, count in votes.items() if 2 * count > len(usable)))
+    return Merged(
+        spans=kept,
+        annotation_ids=tuple(sorted(a.id for a in usable)),
+        annotators=_annotators(usable),
+        rule="majority",
+    )
+
+
+def _one(annotation: Annotation, rule: Rule, *, tie: bool = False) -> Merged:
+    return Merged(
+        spans=tuple(sorted({_key(span): span for span in annotation.spans}.values())),
+        annotation_ids=(annotation.id,),
+        annotators=_annotators([annotation]),
+        rule=rule,
+        tie=tie,
+    )
+
+
+def _key(span: Span) -> tuple[int, int, str]:
+    return span.start, span.end, span.label
+
+
+def _annotators(annotations: Sequence[Annotation]) -> tuple[int, ...]:
+    return tuple(sorted({a.annotator for a in annotations if a.annotator is not None}))
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _recency(annotation: Annotation) -> tuple[datetime, int]:
+    """Sort key: parsed `updated_at` (ISO 8601; missing or unreadable sorts first, naive taken as UTC), then id."""
+    try:
+        moment = datetime.fromisoformat(annotation.updated_at) if annotation.updated_at else _EPOCH
+    except ValueError:
+        moment = _EPOCH
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment, annotation.id
