@@ -96,6 +96,11 @@ class LabelStudio:
             user_id=int(user.id),
         )
 
+    def user_emails(self) -> dict[int, str]:
+        """Every user's e-mail by id, to show progress per annotator."""
+        with self._calling("list the users"):
+            return {int(user.id): str(user.email) for user in self._sdk.users.list()}
+
     # --- projects ---------------------------------------------------------------------------------------------
     def find_project(self, title: str) -> int | None:
         """The id of the (oldest) project with this title, if any."""
