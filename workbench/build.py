@@ -188,7 +188,7 @@ def predictions_of(task: dict[str, Any], text: str, config: Config) -> Iterator[
         spans: list[Span] = []
         for region in _span_regions(prediction.get("result") or []):
             try:
-                found, _ = region_to_spans(text, region.get("value"), prefer="utf16")
+                found, _ = region_to_spans(text, region.get("value"))
             except RegionMismatch:
                 continue
             spans.extend(s for s in found if s.label in config.labels)

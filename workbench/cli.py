@@ -263,8 +263,10 @@ def _print_report(figures: dict[str, Any]) -> None:
         for label, scores in quality.get("per_label", {}).items():
             table.add_row(label, *(str(scores.get(key, "")) for key in ("precision", "recall", "f1", "support")))
         out.print(table)
-        counts = {k: quality[k] for k in ("accepted", "relabelled", "rebounded", "added", "deleted") if k in quality}
-        out.print(f"  {counts}")
+        out.print(
+            f"  overall precision {quality.get('precision')}, recall {quality.get('recall')}, f1 {quality.get('f1')}; "
+            f"spans: {quality.get('counts', {})}"
+        )
 
 
 @app.command()
