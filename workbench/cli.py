@@ -312,11 +312,14 @@ def releases():
 
 @annotators_app.command("add")
 def annotators_add(email: Annotated[str, typer.Argument(help="The annotator's e-mail (their login).")]):
-    """Create an annotator account that can log in; prints its one-time login. Example: workbench annotators add ann@example.org"""
+    """Create an annotator account that can log in; prints its one-time login.
+
+    Example: workbench annotators add ann@example.org
+    """
     project = _project()
     login = _guarded(lambda: server.create_annotator(project, email))
-    status = _guarded(lambda: server.status(project))
-    out.print(f"Annotator account created: log in at {status.url or ''}/user/login/ as {login.email} / {login.password}")
+    url = _guarded(lambda: server.connection(project)).url
+    out.print(f"Annotator account created: log in at {url}/user/login/ as {login.email} / {login.password}")
     out.print("This password is shown once; ask the annotator to change it under Account & Settings.")
 
 

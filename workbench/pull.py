@@ -95,7 +95,8 @@ def pull(project: Project, client: LabelStudio) -> Snapshot:
 def latest_snapshot(project: Project) -> Snapshot:
     """The newest complete snapshot (a snapshot counts once both it and its metadata are in place)."""
     folder = project.snapshots_dir
-    candidates = sorted(p for p in folder.glob("*.json") if not p.name.endswith(".meta.json")) if folder.is_dir() else []
+    found = folder.glob("*.json") if folder.is_dir() else []
+    candidates = sorted(p for p in found if not p.name.endswith(".meta.json"))
     for path in reversed(candidates):
         meta = meta_path_for(path)
         if meta.exists():

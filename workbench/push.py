@@ -20,7 +20,6 @@ from workbench.project import Project, atomic_write_json, read_json
 from workbench.records import Paragraph, Prediction
 
 
-
 @dataclass
 class PushSummary:
     """What `push` did."""
