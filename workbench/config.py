@@ -48,6 +48,8 @@ class SplitConfig(_Strict):
 
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 13
+    # Articles keep their split in every later release; true reassigns all of them (recorded in the manifest).
+    resplit: bool = False
 
 
 class MergeConfig(_Strict):

@@ -97,6 +97,7 @@ class ReleaseContext:
     label_mapping: Mapping[str, str] = field(default_factory=dict)
     test_fraction: float = 0.2
     seed: int = 13
+    resplit: bool = False
     snapshot_name: str = ""
     snapshot_sha256: str = ""
     snapshot_time: str = ""
@@ -126,6 +127,7 @@ class ReleaseContext:
             label_mapping=dict(config.label_mapping),
             test_fraction=config.split.test_fraction,
             seed=config.split.seed,
+            resplit=config.split.resplit,
             config=config.model_dump(mode="json"),
             config_hash=config.fingerprint(),
             **rest,
@@ -651,6 +653,18 @@ def _parent_state(releases_dir: Path, parent: Version | None) -> tuple[dict[str,
     return manifest, _read_rows(releases_dir / str(parent), manifest)
 
 
+def _check_split_settings(parent_split: Mapping[str, Any], ctx: ReleaseContext) -> None:
+    """Changing how articles are split is an explicit choice: refuse a silent change of fraction or seed."""
+    before = (parent_split.get("test_fraction"), parent_split.get("seed"))
+    if before != (ctx.test_fraction, ctx.seed):
+        raise ReleaseError(
+            f"The split settings changed since the last release (test_fraction, seed: {before} -> "
+            f"{(ctx.test_fraction, ctx.seed)}). Articles keep their split across releases, so a change only takes "
+            "effect if you ask for it: set `resplit = true` under [split] in configs/workbench.toml to reassign "
+            "every article (recorded in the manifest), or restore the previous settings."
+        )
+
+
 def write_release(releases_dir: Path, rows: Sequence[Mapping[str, Any]], ctx: ReleaseContext) -> Path:
     """Cut release `ctx.version` from `rows` into `releases_dir/<version>/` and return that folder.
 
@@ -666,8 +680,9 @@ def write_release(releases_dir: Path, rows: Sequence[Mapping[str, Any]], ctx: Re
     )
     clean = normalize_rows(rows, ctx.labels, ctx.label_mapping)
     known = {}
-    if parent_manifest:
+    if parent_manifest and not ctx.resplit:
         parent_split = parent_manifest["split"]
+        _check_split_settings(parent_split, ctx)
         known = {**parent_split.get("retired_membership", {}), **parent_split["membership"]}
     doc_ids = sorted({row["doc_id"] for row in clean})
     membership = assign_splits(doc_ids, test_fraction=ctx.test_fraction, seed=ctx.seed, previous=known)
@@ -738,6 +753,7 @@ def _manifest(
         "split": {
             "test_fraction": ctx.test_fraction,
             "seed": ctx.seed,
+            "resplit": ctx.resplit,
             "membership": dict(membership),
             "retired_membership": dict(retired_membership),
         },

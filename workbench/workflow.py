@@ -89,10 +89,15 @@ def _external() -> bool:
 
 
 def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapshot, Build]:
-    """Build rows and figures from a snapshot (the latest by default) without writing anything."""
+    """Build rows and figures from a snapshot (the latest by default) without writing anything.
+
+    Tokens come from the configured pipeline's tokenizer, so the dataset tokenizes as that model does.
+    """
     snapshot = snapshot or latest_snapshot(project)
-    nlp, _ = load_ner_pipeline(project.config.model.name)
-    return snapshot, build_rows(snapshot.tasks_iter(), project.config, nlp.tokenizer)
+    nlp, version = load_ner_pipeline(project.config.model.name)
+    build = build_rows(snapshot.tasks_iter(), project.config, nlp.tokenizer)
+    build.model_versions = build.model_versions or [version]
+    return snapshot, build
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,6 @@ def do_release(project: Project, version: str) -> ReleaseResult:
                 f"({build.tasks} tasks: {dict(build.excluded)}), so release {version} would be empty. Annotate "
                 "in Label Studio, run `workbench pull`, then release."
             )
-        _, model_version = load_ner_pipeline(project.config.model.name)
         project_title = project.config.labelstudio.project_title
         ctx = ReleaseContext.from_config(
             project.config,
@@ -124,7 +128,7 @@ def do_release(project: Project, version: str) -> ReleaseResult:
             labelstudio_project_id=snapshot.project_id,
             labelstudio_project_title=project_title,
             model_name=project.config.model.name,
-            model_version=", ".join(build.model_versions) or model_version,
+            model_version=", ".join(build.model_versions),
             workbench_version=__version__,
             git_commit=git_commit(project.root),
             alignment_report=build.alignment.as_dict(),

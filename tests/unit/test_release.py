@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -547,3 +548,16 @@ def test_a_renamed_label_is_mapped_in_tags_spans_and_manifest(first: Path, relea
     diff = diff_releases(releases, "1.0.0", "1.1.0")
     assert len(diff["changed"]) == 5
     assert diff["label_counts"]["ORG"]["delta"] == -5
+
+
+def test_changed_split_settings_are_refused_unless_resplit_is_asked_for(first: Path, releases: Path) -> None:
+    before = tree_hash(releases)
+    changed = dataclasses.replace(ctx("1.1.0"), test_fraction=0.4)
+    with pytest.raises(ReleaseError, match="resplit = true"):
+        write_release(releases, corpus(), changed)
+    assert tree_hash(releases) == before
+
+    write_release(releases, corpus(), dataclasses.replace(changed, resplit=True))
+    split = json.loads((releases / "1.1.0" / "manifest.json").read_text())["split"]
+    assert split["resplit"] is True and split["test_fraction"] == 0.4
+    assert sorted(split["membership"].values()).count("test") == 2  # 2 of 5 articles, reassigned from scratch
