@@ -152,7 +152,7 @@ def _annotation(m: Mapping[str, Any]) -> str:
     return f"""
 ## Annotation
 
-{_n(counts["total"]["annotators"])} annotators contributed (counted, not named: the `annotators` column holds
+{_plural(counts["total"]["annotators"], "annotator")} contributed (counted, not named: the `annotators` column holds
 Label Studio user ids). Label Studio {m["labelstudio"].get("version") or "?"}, project
 "{m["labelstudio"].get("project_title") or "?"}" (id {m["labelstudio"].get("project_id")}).
 
@@ -248,7 +248,7 @@ def _integrity(m: Mapping[str, Any], data_files: Mapping[str, Mapping[str, Any]]
     return (
         "## Integrity\n\n`manifest.json` in this folder lists the size and sha256 of every file of the release "
         "(this card included) together with the counts, the split membership and the provenance above; "
-        f"`workbench verify {m['version']}` recomputes them. The data files:\n\n"
+        f"`workbench release verify {m['version']}` recomputes them. The data files:\n\n"
         + _table(["file", "bytes", "sha256"], body)
     )
 
@@ -284,6 +284,17 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{_n(count)} {noun if count == 1 else noun + 's'}"
+
+
+def _heading(key: Any) -> str:
+    """A report field name reads as words ("per_label" -> "per label"); a data key (a model version such as
+    `en_core_web_sm-3.8.0`, a label) is shown verbatim, so readers can match it against the manifest."""
+    text = str(key)
+    return text.replace("_", " ") if text.isidentifier() and text.islower() else text
+
+
 def _render_value(value: Any, depth: int) -> str:
     """A report dict as tables: scalars as a key/value table, a dict of flat dicts as one wide table, deeper
     parts as sub-sections. Report shapes belong to other modules, so nothing here assumes their keys."""
@@ -307,7 +318,7 @@ def _render_value(value: Any, depth: int) -> str:
         else:
             for key, child in nested.items():
                 heading = "#" * min(depth, 6)
-                parts.append(f"{heading} {str(key).replace('_', ' ')}\n\n{_render_value(child, depth + 1)}")
+                parts.append(f"{heading} {_heading(key)}\n\n{_render_value(child, depth + 1)}")
         return "\n\n".join(parts)
     if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value) and depth <= 4:
         columns = []

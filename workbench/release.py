@@ -452,7 +452,7 @@ def _read_rows(folder: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]
         except (OSError, pa.ArrowException) as exc:
             raise ReleaseError(
                 f"The release {folder.name} cannot be read: {path} is missing or not parquet ({exc}). Run "
-                f"`workbench verify {folder.name}` to see which files changed."
+                f"`workbench release verify {folder.name}` to see which files changed."
             ) from None
         for row in table.to_pylist():
             row["ner_tags"] = [names[i] for i in row["ner_tags"]]
@@ -503,7 +503,12 @@ def _sha256(path: Path) -> str:
 
 
 def verify_release(releases_dir: Path, version: str) -> list[str]:
-    """Recompute every checksum in the manifest; one line per missing, changed or extra file (empty == intact)."""
+    """Check a release against its manifest; one line per problem (an empty list means intact).
+
+    Every listed file's size and sha256 are recomputed. The manifest cannot checksum itself, so what it says
+    about the data (counts, split membership, label names) is recomputed from the parquet files, and its own
+    sha256 is compared with the one the changelog recorded when the release was cut.
+    """
     folder = _release_folder(releases_dir, version)
     try:
         manifest = read_manifest(releases_dir, version)
@@ -521,7 +526,34 @@ def verify_release(releases_dir: Path, version: str) -> list[str]:
         relpath = path.relative_to(folder).as_posix()
         if path.is_file() and relpath != MANIFEST and relpath not in listed:
             problems.append(f"extra: {relpath} (not in the manifest)")
+    if not problems:
+        problems += [f"changed: {MANIFEST} ({why})" for why in _manifest_disagreements(releases_dir, folder, manifest)]
     return problems
+
+
+def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """Where the manifest no longer says what the (checksum-verified) data files and the changelog say."""
+    found = []
+    membership = manifest.get("split", {}).get("membership", {})
+    rows: list[dict[str, Any]] = []
+    for split in SPLITS:
+        table = pq.read_table(folder / parquet_path(split))
+        features = Features.from_arrow_schema(table.schema)
+        if list(features["ner_tags"].feature.names) != list(manifest.get("class_label_names", [])):
+            found.append(f"its class_label_names differ from the {split} parquet's ClassLabel names")
+        for row in table.select(["doc_id", "spans", "annotators"]).to_pylist():
+            if membership.get(row["doc_id"]) != split:
+                found.append(f"its split membership does not put article {row['doc_id']} in {split}")
+            rows.append(row)
+    if not found and _counts(rows, membership, manifest.get("labels", [])) != manifest.get("counts"):
+        found.append("its counts differ from the counts of the data files")
+    changelog = releases_dir / CHANGELOG
+    if changelog.is_file():
+        entry = _changelog_entries(changelog.read_text(encoding="utf-8")).get(str(manifest.get("version")), "")
+        digest = _sha256(folder / MANIFEST)
+        if entry and digest not in entry:
+            found.append(f"its sha256 {digest[:12]}... is not the one {CHANGELOG} recorded for this release")
+    return sorted(set(found))
 
 
 def diff_releases(releases_dir: Path, a: str, b: str) -> dict[str, Any]:

@@ -194,11 +194,6 @@ def test_a_tampered_file_fails_verify_naming_the_file(cut: Releases, tmp_path: P
     _ok(cut.cli("release", "verify", "0.2.0", root=copy))  # the other release is untouched
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: release.verify_release never checks manifest.json itself (it is the one file not in its "
-    "own list), so edited counts or split membership pass verify",
-)
 def test_a_tampered_manifest_fails_verify_naming_it(cut: Releases, tmp_path: Path) -> None:
     copy = _copy_of_the_releases(cut, tmp_path)
     path = copy / "exports" / DATASET / "0.1.0" / "manifest.json"
@@ -363,11 +358,6 @@ def test_card_renders_the_figures(cut: Releases) -> None:
     assert "pd.read_parquet" in loading and "DocBin().from_disk" in loading
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: card._integrity (and release._read_rows' error message) tell the reader to run "
-    "`workbench verify VERSION`, a command that does not exist; the CLI's is `workbench release verify VERSION`",
-)
 def test_the_commands_the_card_names_work(cut: Releases) -> None:
     card = (cut.folder("0.2.0") / "README.md").read_text(encoding="utf-8")
     commands = re.findall(r"`workbench ([^`]+)`", card)

