@@ -7,6 +7,7 @@ read line by line, so an enormous file costs memory per line, not per file. Anyt
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,8 +48,9 @@ class Corpus:
 def read_corpus(folder: Path) -> Corpus:
     """Read every `*.txt` article of `folder`, in name order, skipping exact duplicates of an earlier article."""
     if not folder.is_dir():
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
         raise SeedError(
-            f"The seeds folder {folder} does not exist. Put the articles there as UTF-8 .txt files "
+            f"The seeds folder {folder} {state}. Put the articles there as UTF-8 .txt files "
             "(one paragraph per line, the title first), or set `seeds` in configs/workbench.toml."
         )
     files = sorted(path for path in folder.glob("*.txt") if path.is_file())
@@ -131,8 +133,39 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 text = raw.rstrip("\r\n")
                 yield offset, text
                 offset += len(raw)
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
+        position, line = _first_undecodable_byte(path)
         raise SeedError(
-            f"The seed file {path} is not UTF-8 (undecodable byte at position {exc.start}). "
+            f"The seed file {path} is not UTF-8 (undecodable byte at offset {position:,}, line {line:,}). "
             "Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`, or remove it from the seeds folder."
         ) from None
+    except OSError as exc:
+        raise SeedError(
+            f"The seed file {path} cannot be read ({exc.strerror or type(exc).__name__}). Fix its permissions "
+            "or remove it from the seeds folder."
+        ) from None
+
+
+def _first_undecodable_byte(path: Path, block: int = 1 << 16) -> tuple[int, int]:
+    """The file offset and 1-based line of the first byte that is not UTF-8, read block by block.
+
+    The decoder's own position is relative to its buffer, not the file, so it is recomputed here.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    position, line = 0, 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(block):
+            pending = len(decoder.getstate()[0])  # bytes of a character split across blocks, decoded again
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                offset = position - pending + exc.start
+                return offset, line + chunk[: max(offset - position, 0)].count(b"\n")
+            position += len(chunk)
+            line += chunk.count(b"\n")
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:  # the file ends inside a character
+            return position - pending + exc.start, line
+    return position, line

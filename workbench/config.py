@@ -115,6 +115,11 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"The config file {path} is not valid TOML: {exc}. Fix the syntax and run again.") from None
+    except OSError as exc:  # a folder, or no permission to read it
+        raise ConfigError(
+            f"The config file {path} cannot be read ({exc.strerror or type(exc).__name__}). Point --config at the "
+            "TOML file, or fix its permissions."
+        ) from None
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
