@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import ijson
+import psutil
 
 from workbench.errors import SnapshotError, WorkbenchError
 from workbench.labelstudio import LabelStudio
@@ -72,6 +73,7 @@ def pull(project: Project, client: LabelStudio) -> Snapshot:
     pulled_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     folder = project.snapshots_dir
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_downloads(folder)
     final = folder / f"{pulled_at.replace(':', '').replace('.', '-')}.json"
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
     try:
@@ -90,6 +92,14 @@ def pull(project: Project, client: LabelStudio) -> Snapshot:
     finally:
         tmp.unlink(missing_ok=True)
     return snapshot
+
+
+def _remove_stale_downloads(folder: Path) -> None:
+    """Delete half-downloaded exports left by a pull that was killed (its process is gone)."""
+    for path in folder.glob(".*.tmp"):
+        pid = path.name.removesuffix(".tmp").rpartition(".")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            path.unlink(missing_ok=True)
 
 
 def latest_snapshot(project: Project) -> Snapshot:

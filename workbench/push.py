@@ -2,22 +2,26 @@
 
 The server does not deduplicate imports, so every task carries the paragraph's stable `key` and `push` imports
 only the keys the project does not hold yet. A batch that fails is not blindly resent: the workbench asks the
-server what it holds, then sends only what is still missing, in smaller batches.
+server what it holds, then sends only what is still missing, in smaller batches. A task the server refuses even
+alone is set aside and named at the end; the rest of the import goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.errors import ServerError, WorkbenchError
+from workbench.errors import ProjectNotFoundError, ServerError, WorkbenchError
 from workbench.interface import project_settings
 from workbench.labelstudio import LabelStudio
 from workbench.offsets import spans_to_regions
 from workbench.preannotate import read_predictions
 from workbench.project import Project, atomic_write_json, read_json
 from workbench.records import Paragraph, Prediction
+
+# Tasks refused one at a time before push stops sending: beyond a few, the cause is the server, not the tasks.
+MAX_REFUSED = 5
 
 
 @dataclass
@@ -31,9 +35,10 @@ class PushSummary:
     imported: int
     batches: int
     reconciled: int = 0
+    refused: list[Paragraph] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "refused": [p.key for p in self.refused]}
 
 
 def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
@@ -56,7 +61,7 @@ def ensure_project(project: Project, client: LabelStudio, model_version: str) ->
     if recorded and recorded.get("url") == client.url:
         project_id = int(recorded["project_id"])
         if not client.project_exists(project_id):
-            raise WorkbenchError(
+            raise ProjectNotFoundError(
                 f"Label Studio project {project_id} ({recorded.get('title')!r}), which this workbench pushed "
                 f"to, is no longer on the server at {client.url}; its annotations are gone with it unless a "
                 "snapshot was pulled. To start a new project, remove .workbench/project.json and run "
@@ -95,7 +100,25 @@ def push(
     batch_size = project.config.labelstudio.batch_size
     for batch in _batches(missing, batch_size):
         _import_batch(client, project_id, batch, predictions, summary, progress)
+        if len(summary.refused) >= MAX_REFUSED:
+            break
+    if summary.refused:
+        raise _refused_error(summary, unsent=len(missing) - summary.imported - len(summary.refused))
     return summary
+
+
+def _refused_error(summary: PushSummary, unsent: int) -> ServerError:
+    named = "; ".join(f"paragraph {p.index} of article {p.doc_id} (key {p.key})" for p in summary.refused)
+    rest = (
+        f"{unsent} more tasks were not sent, because refusals this many point at the server rather than the tasks"
+        if unsent
+        else "every other task is in place"
+    )
+    return ServerError(
+        f"Label Studio refused to import {len(summary.refused)} task(s) even one at a time: {named}. "
+        f"{summary.imported} tasks were imported and {rest}. Check the server log (.workbench/labelstudio/server.log "
+        "for the local server), fix the cause, and run `workbench push` again: it sends only what is missing."
+    )
 
 
 def _import_batch(
@@ -117,12 +140,10 @@ def _import_batch(
         if not rest:
             return
         if len(rest) == 1:
-            raise ServerError(
-                f"Label Studio refused to import the paragraph {rest[0].index} of article {rest[0].doc_id} "
-                f"(key {rest[0].key}) even alone. Check the server log (.workbench/labelstudio/server.log for "
-                "the local server); every other task is in place, and `workbench push` sends only what is "
-                "missing."
-            ) from None
+            summary.refused.append(rest[0])  # named at the end; the other tasks still go in
+            return
+        if len(summary.refused) >= MAX_REFUSED:
+            return
         half = len(rest) // 2
         _import_batch(client, project_id, rest[:half], predictions, summary, progress)
         _import_batch(client, project_id, rest[half:], predictions, summary, progress)
