@@ -18,7 +18,7 @@ from typing import Any
 import ijson
 import psutil
 
-from workbench.errors import SnapshotError, WorkbenchError
+from workbench.errors import ProjectNotFoundError, SnapshotError, WorkbenchError
 from workbench.labelstudio import LabelStudio
 from workbench.project import Project, atomic_write_json, read_json
 
@@ -66,9 +66,27 @@ def recorded_project_id(project: Project) -> int:
     return int(read_json(project.project_file)["project_id"])
 
 
+def check_same_project(project: Project, client: LabelStudio, project_id: int) -> None:
+    """A recorded project id means something only on the server it was recorded on. On another URL (the local
+    server restarted on another port, or LABEL_STUDIO_URL changed) the project there must have the recorded title,
+    or it is somebody else's project that happens to have the same id."""
+    recorded = read_json(project.project_file)
+    if recorded.get("url") == client.url:
+        return
+    title = client.project_info(project_id)["title"]
+    if title != recorded.get("title"):
+        raise ProjectNotFoundError(
+            f"This workbench pushed to project {project_id} ({recorded.get('title')!r}) at {recorded.get('url')}, "
+            f"but project {project_id} at {client.url} is {title!r}, another project. Point LABEL_STUDIO_URL back "
+            "at the server that holds the workbench's project (or unset it for the local server); to label on "
+            "this server instead, remove .workbench/project.json and run `workbench push`."
+        )
+
+
 def pull(project: Project, client: LabelStudio) -> Snapshot:
     """Export every task of the project into a new snapshot file."""
     project_id = recorded_project_id(project)
+    check_same_project(project, client, project_id)
     version = client.whoami().version
     pulled_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     folder = project.snapshots_dir

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -495,6 +496,26 @@ def test_a_project_deleted_on_the_server(ls_server: LabelStudioServer, pushed: P
     assert result.exit_code == 0, result.output
     assert "200 tasks imported" in result.output and project_id_of(pushed) != project_id
     assert_each_task_once(url, key, pushed)
+
+
+def test_a_project_id_from_another_server_is_not_pulled(ls_server: LabelStudioServer, pushed: Path) -> None:
+    """project.json says project N; on another server (here: the record's URL changed) N is someone else's."""
+    url, key = ls_server.url, ls_server.connection.api_key
+    record_file = pushed / ".workbench" / "project.json"
+    record = read_json(record_file)
+    with sdk(url, key) as client:
+        other = client.projects.create(title="Somebody else's project").id
+    record_file.write_text(json.dumps({**record, "url": "http://127.0.0.1:1", "project_id": other}))
+    result = cli(pushed, "pull", url=url, key=key)
+    assert result.exit_code == 5, result.output
+    message = one_paragraph_error(result.stderr)
+    assert f'project {other} at {url} is "Somebody else\'s project", another project' in message
+    assert not snapshot_files(pushed)
+
+    # The same project seen at a new URL (a restart on another port): pulled.
+    record_file.write_text(json.dumps({**record, "url": "http://127.0.0.1:1"}))
+    result = cli(pushed, "pull", url=url, key=key)
+    assert result.exit_code == 0, result.output
 
 
 def test_annotations_with_a_label_outside_the_config_fail_the_release_naming_them(
