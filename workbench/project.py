@@ -75,15 +75,24 @@ class Project:
     def lock(self, what: str, timeout: float = 0) -> Iterator[None]:
         """Hold the project lock so two commands never write the same state at once."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.state_dir / "workbench.lock", timeout=timeout)
+        path = self.state_dir / "workbench.lock"
+        holder = path.with_name("workbench.lock.holder")  # not the lock file: acquiring may truncate that
+        lock = FileLock(path, timeout=timeout)
         try:
             lock.acquire()
         except Timeout:
+            try:
+                other = f" (`{holder.read_text(encoding='utf-8').strip()}`)"
+            except (OSError, UnicodeDecodeError):
+                other = ""
             raise BusyError(
-                f"Another workbench command is running on this project, so `{what}` did not start. Wait for "
-                f"it to finish and run `{what}` again (the lock is {self.state_dir / 'workbench.lock'})."
+                f"Another workbench command is running on this project{other}, so `{what}` did not start. Wait "
+                f"for it to finish and run `{what}` again (the lock is {path}; it is released when that command "
+                "ends, even if it is killed)."
             ) from None
         try:
+            with contextlib.suppress(OSError):
+                holder.write_text(f"{what}, pid {os.getpid()}", encoding="utf-8")
             yield
         finally:
             lock.release()

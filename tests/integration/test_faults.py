@@ -425,7 +425,8 @@ def test_two_commands_at_once_the_second_is_refused_and_nothing_is_corrupted(
             result = cli(root, *command, url=ls_server.url, key=key)
             assert result.exit_code == 9, result.output
             message = one_paragraph_error(result.stderr)
-            assert f"Another workbench command is running on this project, so `workbench {command[0]}`" in message
+            assert "Another workbench command is running on this project (`workbench push, pid" in message
+            assert f"so `workbench {command[0]}` did not start" in message
             assert "workbench.lock" in message
         assert first.poll() is None, "the refusals must have happened while the first push ran"
     finally:

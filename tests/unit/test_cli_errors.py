@@ -10,6 +10,8 @@ import hashlib
 import http.server
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -150,6 +152,36 @@ def test_a_model_that_is_not_installed(tmp_path: Path) -> None:
     root = make_root(tmp_path, config="[model]\nname = 'xx_no_such_pipeline'\n", seeds={"a.txt": GOOD.encode()})
     message = error_of(cli(root, "preannotate"), 4)
     assert "'xx_no_such_pipeline' is not installed" in message and "make setup" in message
+
+
+# --- two commands at once ------------------------------------------------------------------------------------
+
+
+def test_a_command_is_refused_while_another_holds_the_project(tmp_path: Path) -> None:
+    root = make_root(tmp_path, seeds={"a.txt": GOOD.encode()})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from workbench.project import Project\n"
+            "with Project.open(sys.argv[1]).lock('workbench push'):\n"
+            "    print('locked', flush=True); time.sleep(60)",
+            str(root),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        for command in ("push", "pull", "release 0.1.0"):
+            message = error_of(cli(root, *command.split()), 9)
+            assert f"running on this project (`workbench push, pid {holder.pid}`)" in message
+            assert f"so `workbench {command.split()[0]}` did not start" in message
+    finally:
+        holder.kill()
+        holder.wait()
+    # Killed, it holds nothing: the next command is not refused.
+    assert cli(root, "release", "0.1.0").exit_code == 6  # no snapshot yet, but it ran
 
 
 # --- the server -----------------------------------------------------------------------------------------------
