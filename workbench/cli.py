@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from workbench import server, workflow
 from workbench.errors import WorkbenchError
@@ -33,8 +34,9 @@ annotators_app = typer.Typer(help="Annotator accounts on the Label Studio server
 app.add_typer(server_app, name="server")
 app.add_typer(annotators_app, name="annotators")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+# Markup off: messages carry user data ("[labelstudio -> batch_size]", file names) that must print verbatim.
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 T = TypeVar("T")
 
 
@@ -61,10 +63,10 @@ def _guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except WorkbenchError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] nothing half-written was kept; run the command again.")
+        err.print(Text.assemble(("interrupted: ", "bold red"), "nothing half-written was kept; run it again."))
         raise typer.Exit(130) from None
 
 
@@ -186,7 +188,7 @@ def _verify(project: Project, version: str) -> None:
 
     problems = _guarded(lambda: verify_release(project.releases_dir, version))
     if problems:
-        err.print(f"[bold red]release {version} does not match its manifest:[/]")
+        err.print(f"release {version} does not match its manifest:", style="bold red")
         for problem in problems:
             err.print(f"  - {problem}")
         raise typer.Exit(8)
@@ -205,16 +207,19 @@ def run():
         f"by {result.preannotation.model_version}; {result.push.imported} tasks imported, "
         f"{result.push.already_there} already there."
     )
-    out.print(f"\n[bold]Annotate at[/] {result.url}")
+    out.print(Text.assemble(("\nAnnotate at ", "bold"), result.url))
     if result.username:
-        out.print(f"  log in as {result.username} / {result.password}")
+        # A password goes to a person at a terminal, never into a pipe, a CI log or a file.
+        secret = result.password if sys.stdout.isatty() else f"(the password is in {project.credentials_file})"
+        out.print(f"  log in as {result.username} / {secret}")
         out.print("  (add an account per annotator: workbench annotators add EMAIL)")
     out.print("When done: `workbench pull`, then `workbench release VERSION`. Stop the server: workbench server stop")
 
 
 def _report_corpus(corpus: Any) -> None:
     for duplicate, original in corpus.duplicates:
-        err.print(f"[yellow]note:[/] article {duplicate} repeats {original} word for word; it was not imported.")
+        err.print(Text.assemble(("note: ", "yellow"), f"article {duplicate} repeats {original} word for word; "
+                                "it was not imported."))
 
 
 @app.command()

@@ -590,7 +590,7 @@ def list_releases(releases_dir: Path) -> list[dict[str, Any]]:
 # ---- writing a release -------------------------------------------------------------------------------------
 
 
-def _check_new_version(releases_dir: Path, version: str) -> Version | None:
+def check_new_version(releases_dir: Path, version: str) -> Version | None:
     """Refuse a version that exists or is not above the latest; return the parent (latest) version, if any."""
     wanted = parse_version(version)
     existing = _existing_versions(releases_dir)
@@ -704,7 +704,7 @@ def write_release(releases_dir: Path, rows: Sequence[Mapping[str, Any]], ctx: Re
     parent label vanished without a mapping, or when a row is inconsistent. Splits, ClassLabel ids and the
     changelog entry are all relative to the parent, the latest existing release."""
     releases_dir = Path(releases_dir)
-    parent = _check_new_version(releases_dir, ctx.version)
+    parent = check_new_version(releases_dir, ctx.version)
     parent_manifest, parent_rows = _parent_state(releases_dir, parent)
 
     names = class_label_names(

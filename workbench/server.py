@@ -265,6 +265,26 @@ def create_annotator(target: Connection | Project, email: str, *, password: str 
     if not isinstance(invite_token, str) or not invite_token:
         raise ServerError(f"Label Studio at {url} returned no invite token. Check the admin account's role.")
     signup = f"{url}/user/signup/?token={invite_token}"
+    try:
+        return _sign_up(url, signup, email, password, invite_token)
+    finally:
+        _reset_invite(conn)
+
+
+def _reset_invite(conn: Connection) -> None:
+    """Invalidate the invite link just used: the server logs sign-up URLs, and a live link lets anyone join."""
+    with _session(conn.url) as session:
+        headers = _auth_headers(session, conn.url, conn.api_key)
+        response = _request(session, "POST", f"{conn.url}/api/invite/reset-token", headers=headers)
+        if response.status_code not in (200, 201):
+            raise ServerError(
+                f"Label Studio at {conn.url} answered HTTP {response.status_code} when resetting the invite link "
+                "after a sign-up, so the link used may still be live. Reset it by hand under Organization -> "
+                "Add People -> Reset link, and check `workbench server status`."
+            )
+
+
+def _sign_up(url: str, signup: str, email: str, password: str, invite_token: str) -> AnnotatorLogin:
     with _session(url) as session:
         csrf = _csrf_cookie(session, signup)
         response = _request(
@@ -400,15 +420,24 @@ def _free_port() -> int:
 
 
 def _server_env(project: Project, creds: dict[str, Any]) -> dict[str, str]:
-    """Only what Label Studio needs: it also reads unprefixed USERNAME/PASSWORD/HOST/PORT/DEBUG."""
+    """Only what Label Studio needs: it also reads unprefixed USERNAME/PASSWORD/HOST/PORT/DEBUG.
+
+    The admin login is passed only when the database does not exist yet (it is used once, to create the
+    account), so a running server's environment does not hold the password.
+    """
+    first_start = not (_data_dir(project) / "label_studio.sqlite3").exists()
+    admin = (
+        {"LABEL_STUDIO_USERNAME": str(creds["username"]), "LABEL_STUDIO_PASSWORD": str(creds["password"])}
+        if first_start
+        else {}
+    )
     return {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": os.environ.get("HOME", str(project.server_dir)),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "PYTHONUNBUFFERED": "1",  # so the log holds the last lines when it dies
         "LABEL_STUDIO_BASE_DATA_DIR": str(_data_dir(project)),
-        "LABEL_STUDIO_USERNAME": str(creds["username"]),
-        "LABEL_STUDIO_PASSWORD": str(creds["password"]),
+        **admin,
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",

@@ -22,9 +22,9 @@ from workbench.errors import ReleaseError
 from workbench.labelstudio import LabelStudio
 from workbench.preannotate import PreannotationSummary, load_ner_pipeline, preannotate
 from workbench.project import Project, read_json
-from workbench.pull import Snapshot, iter_export, latest_snapshot, pull, recorded_project_id
+from workbench.pull import Snapshot, check_same_project, iter_export, latest_snapshot, pull, recorded_project_id
 from workbench.push import PushSummary, push
-from workbench.release import ReleaseContext, write_release
+from workbench.release import ReleaseContext, check_new_version, write_release
 
 Progress = Callable[[int], None]
 
@@ -110,6 +110,7 @@ class ReleaseResult:
 def do_release(project: Project, version: str) -> ReleaseResult:
     """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/."""
     with project.lock("workbench release"):
+        check_new_version(project.releases_dir, version)  # a bad version is said before minutes of work
         snapshot, build = do_build(project)
         if not build.rows:
             raise ReleaseError(
@@ -164,6 +165,7 @@ def task_status(project: Project) -> dict[str, Any]:
     """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator."""
     client = client_for(project)
     project_id = recorded_project_id(project)
+    check_same_project(project, client, project_id)
     totals: Counter[str] = Counter()
     per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
     emails = client.user_emails()

@@ -210,13 +210,6 @@ def _live_invite_token(loop: Loop) -> str:
     return str(invite.json()["token"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server.create_annotator signs up through /user/signup/?token=INVITE, which Label Studio logs in "
-    "server.log; the invite stays valid, so whoever reads the log can join the organisation. Recommendation: "
-    "reset the invite link after each sign-up (POST /api/invite/reset-token)",
-)
 def test_no_file_holds_a_live_invite_link(loop: Loop) -> None:
     token = _live_invite_token(loop)
     assert all(token not in _readable_text(path) for path in _written_files(loop))
@@ -236,12 +229,6 @@ def test_no_command_printed_the_password_or_the_token(loop: Loop) -> None:
         assert loop.outputs[name].output.startswith("error: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="cli.run prints the admin password ('log in as admin@workbench.local / PASSWORD') into terminals and CI "
-    "logs; recommendation: print the login e-mail and where the password is (.workbench/labelstudio.json, 0600)",
-)
 def test_run_does_not_print_the_password(loop: Loop) -> None:
     assert loop.secrets["password"] not in loop.outputs["run"].output
 

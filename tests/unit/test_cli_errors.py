@@ -131,12 +131,6 @@ def test_a_bad_config_stops_every_command(tmp_path: Path, config: str, expected:
     assert str(root / "configs" / "workbench.toml") in message and expected in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="cli._guarded prints the message as Rich markup, so '[labelstudio -> batch_size]' (and '[model]' in "
-    "ModelError) vanish; fix: escape the message with rich.markup.escape in _guarded",
-)
 def test_a_bad_config_message_keeps_the_setting_it_names(tmp_path: Path) -> None:
     root = make_root(tmp_path, config="[labelstudio]\nbatch_size = 'big'\n")
     message = error_of(cli(root, "status"), 2)
