@@ -7,6 +7,7 @@ Releases live under `exports/<dataset>/<version>/`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -121,3 +122,12 @@ def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in blocks so a large snapshot or parquet file costs no memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

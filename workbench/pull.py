@@ -7,7 +7,6 @@ downloaded to a temporary file, checked to be a JSON list of tasks, and only the
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import psutil
 
 from workbench.errors import ProjectNotFoundError, SnapshotError, WorkbenchError
 from workbench.labelstudio import LabelStudio
-from workbench.project import Project, atomic_write_json, read_json
+from workbench.project import Project, atomic_write_json, file_sha256, read_json
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def pull(project: Project, client: LabelStudio) -> Snapshot:
         tasks = sum(1 for _ in iter_export(tmp))
         snapshot = Snapshot(
             path=final,
-            sha256=_sha256(tmp),
+            sha256=file_sha256(tmp),
             pulled_at=pulled_at,
             project_id=project_id,
             label_studio_version=version,
@@ -177,9 +176,3 @@ def _checked(task: Any, position: int, path: Path) -> dict[str, Any]:
     return task
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

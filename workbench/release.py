@@ -35,7 +35,7 @@ from spacy.vocab import Vocab
 from workbench import card
 from workbench.config import Config
 from workbench.errors import ReleaseError
-from workbench.project import atomic_write_bytes
+from workbench.project import atomic_write_bytes, file_sha256
 from workbench.splits import SPLITS, TRAIN, assign_splits
 
 MANIFEST = "manifest.json"
@@ -494,14 +494,6 @@ def read_manifest(releases_dir: Path, version: str) -> dict[str, Any]:
     return manifest
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_release(releases_dir: Path, version: str) -> list[str]:
     """Check a release against its manifest; one line per problem (an empty list means intact).
 
@@ -520,7 +512,7 @@ def verify_release(releases_dir: Path, version: str) -> list[str]:
         path = folder / relpath
         if not path.is_file():
             problems.append(f"missing: {relpath}")
-        elif path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+        elif path.stat().st_size != expected["size"] or file_sha256(path) != expected["sha256"]:
             problems.append(f"changed: {relpath} (sha256 differs from the manifest)")
     for path in sorted(folder.rglob("*")):
         relpath = path.relative_to(folder).as_posix()
@@ -550,7 +542,7 @@ def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[
     changelog = releases_dir / CHANGELOG
     if changelog.is_file():
         entry = _changelog_entries(changelog.read_text(encoding="utf-8")).get(str(manifest.get("version")), "")
-        digest = _sha256(folder / MANIFEST)
+        digest = file_sha256(folder / MANIFEST)
         if entry and digest not in entry:
             found.append(f"its sha256 {digest[:12]}... is not the one {CHANGELOG} recorded for this release")
     return sorted(set(found))
@@ -892,7 +884,7 @@ def _update_changelog(releases_dir: Path, dataset: str) -> None:
         if str(version) not in entries:
             with contextlib.suppress(ReleaseError):
                 manifest = read_manifest(releases_dir, str(version))
-                sha = _sha256(releases_dir / str(version) / MANIFEST)
+                sha = file_sha256(releases_dir / str(version) / MANIFEST)
                 entries[str(version)] = changelog_entry(manifest, sha)
 
     def order(version: str) -> tuple[int, Version | str]:

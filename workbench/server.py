@@ -286,15 +286,7 @@ def _reset_invite(conn: Connection) -> None:
 
 def _sign_up(url: str, signup: str, email: str, password: str, invite_token: str) -> AnnotatorLogin:
     with _session(url) as session:
-        csrf = _csrf_cookie(session, signup)
-        response = _request(
-            session,
-            "POST",
-            signup,
-            data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
-            headers={"Referer": signup},
-            allow_redirects=False,
-        )
+        response = _post_account_form(session, signup, email, password)
         if response.status_code != 302:
             problems = _form_errors(response.text, (password, invite_token)) or f"HTTP {response.status_code}"
             raise ServerError(
@@ -823,11 +815,11 @@ def _csrf_cookie(session: requests.Session, page: str) -> str:
     return str(token)
 
 
-def _form_login(session: requests.Session, url: str, email: str, password: str) -> None:
-    """Log in like a browser: csrftoken cookie, then the form with Referer (-> 302 on success)."""
-    page = f"{url}/user/login/"
+def _post_account_form(session: requests.Session, page: str, email: str, password: str) -> requests.Response:
+    """Submit Label Studio's login or sign-up form like a browser: csrftoken cookie first, Referer set;
+    success is a 302 redirect."""
     csrf = _csrf_cookie(session, page)
-    response = _request(
+    return _request(
         session,
         "POST",
         page,
@@ -835,6 +827,11 @@ def _form_login(session: requests.Session, url: str, email: str, password: str) 
         headers={"Referer": page},
         allow_redirects=False,
     )
+
+
+def _form_login(session: requests.Session, url: str, email: str, password: str) -> None:
+    """Log in like a browser: csrftoken cookie, then the form with Referer (-> 302 on success)."""
+    response = _post_account_form(session, f"{url}/user/login/", email, password)
     if response.status_code != 302:
         raise AuthError(
             f"Label Studio at {url} did not accept the login of {email} (HTTP {response.status_code}): wrong "

@@ -6,7 +6,6 @@ Every assertion is made on what an ML engineer gets: the release loaded with `da
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text, utf16
 from tests.integration.conftest import REPO_ROOT, LabelStudioServer
+from tests.support import tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
 from workbench.cli import app
@@ -273,11 +273,11 @@ def test_disagreeing_annotators_are_merged_by_the_latest_and_attributed(loop: Lo
 
 
 def test_releasing_the_same_version_again_is_refused_and_changes_nothing(loop: Loop) -> None:
-    before = _tree_digest(loop.root / "exports")
+    before = tree_digest(loop.root / "exports")
     result = loop.cli("release", "0.1.0")
     assert result.exit_code != 0
     assert "0.1.0" in result.output and "Traceback" not in result.output
-    assert _tree_digest(loop.root / "exports") == before
+    assert tree_digest(loop.root / "exports") == before
 
 
 def test_status_counts_tasks_and_annotators(loop: Loop) -> None:
@@ -289,12 +289,4 @@ def test_status_counts_tasks_and_annotators(loop: Loop) -> None:
     assert figures["tasks"]["skipped"] == 1
     assert figures["annotators"]["second.annotator@example.org"] == {"annotated": 1}
 
-
-def _tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 

@@ -7,7 +7,6 @@ meets it: the CLI's exit codes and output, the folders on disk, `datasets.load_d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -24,6 +23,7 @@ from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text
 from tests.integration.conftest import REPO_ROOT, LabelStudioServer
+from tests.support import tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
 from workbench.card import parse_front_matter
@@ -131,15 +131,6 @@ def cut(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) 
     return cut
 
 
-def _tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 # ---- integrity ----------------------------------------------------------------------------------------------
 
 
@@ -151,11 +142,11 @@ def test_verify_passes_on_both_releases(cut: Releases, version: str) -> None:
 
 @pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.1.5"])
 def test_an_existing_or_lower_version_is_refused_with_no_change_on_disk(cut: Releases, version: str) -> None:
-    before = _tree_digest(cut.releases_dir)
+    before = tree_digest(cut.releases_dir)
     result = cut.cli("release", version)
     assert result.exit_code != 0
     assert version in result.output and "Traceback" not in result.output
-    assert _tree_digest(cut.releases_dir) == before
+    assert tree_digest(cut.releases_dir) == before
     assert sorted(p.name for p in cut.releases_dir.iterdir()) == ["0.1.0", "0.2.0", "CHANGELOG.md"]
 
 

@@ -20,6 +20,7 @@ import spacy
 from datasets import DatasetDict, Features
 from spacy.tokens import DocBin
 
+from tests.support import tree_digest
 from workbench import release
 from workbench.card import parse_front_matter
 from workbench.errors import ReleaseError
@@ -137,16 +138,6 @@ def ctx(version: str, labels: tuple[str, ...] = LABELS, mapping: dict[str, str] 
     )
 
 
-def tree_hash(root: Path) -> str:
-    """Every path (hidden ones too) and every file's bytes under root: equal hashes mean nothing changed."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 @pytest.fixture
 def releases(tmp_path: Path) -> Path:
     return tmp_path / "exports" / "news-ner"
@@ -260,10 +251,10 @@ def test_same_input_gives_byte_identical_files(tmp_path: Path) -> None:
 )
 def test_refused_versions_change_nothing_on_disk(first: Path, releases: Path, description: str, version: str,
                                                  message: str) -> None:
-    before = tree_hash(releases)
+    before = tree_digest(releases)
     with pytest.raises(ReleaseError, match=message):
         write_release(releases, relabel(corpus(), 0, "ORG"), ctx(version))
-    assert tree_hash(releases) == before, description
+    assert tree_digest(releases) == before, description
 
 
 @pytest.mark.parametrize("text", ["1.0", "v1.0.0", "1.0.0rc1", "01.0.0", "1.0.0.0", " 1.0.0", "1.0.0+local", ""])
@@ -432,7 +423,7 @@ def test_whitespace_tokens_keep_the_text_and_stay_out_of_conll(releases: Path) -
 
 def test_a_release_failing_half_way_leaves_nothing_visible(first: Path, releases: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    before = tree_hash(releases)
+    before = tree_digest(releases)
     written = []
     real_write = release._write_file
 
@@ -447,7 +438,7 @@ def test_a_release_failing_half_way_leaves_nothing_visible(first: Path, releases
         write_release(releases, corpus(), ctx("1.1.0"))
     assert len(written) == 3
     assert not (releases / "1.1.0").exists()
-    assert tree_hash(releases) == before
+    assert tree_digest(releases) == before
     assert [r["version"] for r in list_releases(releases)] == ["1.0.0"]
 
 
@@ -519,18 +510,18 @@ def test_class_label_ids_stay_stable_when_a_label_is_added(first: Path, releases
 def test_a_release_that_would_empty_a_split_is_refused(first: Path, releases: Path) -> None:
     membership = read_manifest(releases, "1.0.0")["split"]["membership"]
     train_only = [row for row in corpus() if membership[row["doc_id"]] == "train"]
-    before = tree_hash(releases)
+    before = tree_digest(releases)
     with pytest.raises(ReleaseError, match="no test articles"):
         write_release(releases, train_only, ctx("1.1.0"))
-    assert tree_hash(releases) == before
+    assert tree_digest(releases) == before
 
 
 def test_a_removed_label_without_mapping_is_refused(first: Path, releases: Path) -> None:
-    before = tree_hash(releases)
+    before = tree_digest(releases)
     rows = [row for row in corpus() if not any(s["label"] == "ORG" for s in row["spans"])]
     with pytest.raises(ReleaseError, match="'ORG'.*label_mapping"):
         write_release(releases, rows, ctx("1.1.0", labels=("PERSON", "GPE")))
-    assert tree_hash(releases) == before
+    assert tree_digest(releases) == before
 
 
 def test_a_renamed_label_is_mapped_in_tags_spans_and_manifest(first: Path, releases: Path) -> None:
@@ -551,11 +542,11 @@ def test_a_renamed_label_is_mapped_in_tags_spans_and_manifest(first: Path, relea
 
 
 def test_changed_split_settings_are_refused_unless_resplit_is_asked_for(first: Path, releases: Path) -> None:
-    before = tree_hash(releases)
+    before = tree_digest(releases)
     changed = dataclasses.replace(ctx("1.1.0"), test_fraction=0.4)
     with pytest.raises(ReleaseError, match="resplit = true"):
         write_release(releases, corpus(), changed)
-    assert tree_hash(releases) == before
+    assert tree_digest(releases) == before
 
     write_release(releases, corpus(), dataclasses.replace(changed, resplit=True))
     split = json.loads((releases / "1.1.0" / "manifest.json").read_text())["split"]
