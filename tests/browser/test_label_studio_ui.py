@@ -1,0 +1,120 @@
+"""Facts about the real Label Studio UI the workbench relies on, seen in the browser.
+
+- Offsets: the 1.23 editor draws (and stores) region offsets as code points. A region pushed with the browser's
+  UTF-16 offsets is drawn over the wrong words after an emoji; the same region in code points is drawn exactly.
+- Overlap: with `annotations_per_task = 2`, a task someone has finished is still given to a second person.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from label_studio_sdk.client import LabelStudio
+from playwright.sync_api import Page
+from typer.testing import CliRunner
+
+from tests.browser import ui
+from tests.integration.conftest import REPO_ROOT, LabelStudioServer
+from workbench import server
+from workbench.cli import app
+from workbench.interface import labeling_config
+
+TEXT = "🇹🇷 Erdoğan met Biden 🙂 in Rome"
+
+
+def _utf16(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-16-le")) // 2
+
+
+def _region(start: int, end: int, label: str, piece: str, region_id: str) -> dict[str, Any]:
+    return {
+        "id": region_id,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": piece, "labels": [label]},
+    }
+
+
+@pytest.fixture(scope="module")
+def probe(ls_server: LabelStudioServer) -> Iterator[tuple[int, dict[str, int]]]:
+    """A scratch project: the same paragraph twice, its prediction once in code points and once in UTF-16."""
+    client = LabelStudio(base_url=ls_server.url, api_key=ls_server.connection.api_key)
+    project = client.projects.create(title="Offset probe", label_config=labeling_config(["PERSON", "GPE"]))
+    tasks = []
+    for units in ("codepoints", "utf16"):
+        convert = (lambda i: _utf16(TEXT, i)) if units == "utf16" else (lambda i: i)
+        regions = []
+        for n, (piece, label) in enumerate((("Erdoğan", "PERSON"), ("Rome", "GPE"))):
+            start = TEXT.index(piece)
+            regions.append(_region(convert(start), convert(start + len(piece)), label, piece, f"{units}{n}"))
+        data = {"text": TEXT, "title": "Offsets", "doc_id": units, "position": "paragraph 1 of 1"}
+        tasks.append({"data": data, "predictions": [{"model_version": units, "result": regions}]})
+    imported = client.projects.import_tasks(id=project.id, request=tasks, return_task_ids=True)
+    yield int(project.id), dict(zip(("codepoints", "utf16"), imported.task_ids, strict=True))
+    client.projects.delete(id=project.id)
+
+
+@pytest.fixture(scope="module")
+def probe_page(ls_server: LabelStudioServer, new_page: Callable[[], Page]) -> Page:
+    login = server.create_annotator(ls_server.connection, "offsets.browser@example.org")
+    page = new_page()
+    ui.login(page, ls_server.url, login.email, login.password)
+    return page
+
+
+def test_label_studio_draws_offsets_as_code_points_not_utf16(
+    ls_server: LabelStudioServer, probe: tuple[int, dict[str, int]], probe_page: Page, screenshots: Path
+) -> None:
+    project_id, task_ids = probe
+    drawn = {}
+    for units, task_id in task_ids.items():
+        ui.open_task(probe_page, ls_server.url, project_id, task_id)
+        probe_page.locator(ui.HIGHLIGHT).first.wait_for()
+        drawn[units] = ui.regions(probe_page)
+        probe_page.screenshot(path=screenshots / f"offsets-{units}.png")
+    assert drawn["codepoints"] == [("Erdoğan", "PERSON"), ("Rome", "GPE")]
+    # UTF-16 offsets are read as code points: shifted by one per astral character before the span
+    assert drawn["utf16"] == [("doğan m", "PERSON"), ("e", "GPE")]
+
+
+# --- overlap ---------------------------------------------------------------------------------------------------
+
+OVERLAP_TITLE = "Browser overlap project"
+OVERLAP_ARTICLE = "Leaders <i>meet</i> & talk in Rome\n\nBiden met Erdoğan in Rome on Monday.\n"
+
+
+@pytest.fixture(scope="module")
+def overlap_project(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser-overlap")
+    (root / "seeds").mkdir()
+    (root / "configs").mkdir()
+    (root / "seeds" / "overlap.txt").write_text(OVERLAP_ARTICLE, encoding="utf-8")
+    shutil.copy(REPO_ROOT / "configs" / "guidelines.md", root / "configs" / "guidelines.md")
+    (root / "configs" / "workbench.toml").write_text(
+        f'[labelstudio]\nproject_title = "{OVERLAP_TITLE}"\nannotations_per_task = 2\n'
+    )
+    env = {server.ENV_URL: ls_server.url, server.ENV_API_KEY: ls_server.connection.api_key}
+    result = CliRunner().invoke(app, ["-C", str(root), "--quiet", "run"], env=env)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_with_overlap_two_a_finished_task_goes_to_a_second_person(
+    ls_server: LabelStudioServer, overlap_project: Path, new_page: Callable[[], Page]
+) -> None:
+    views = []
+    for email in ("overlap.one@example.org", "overlap.two@example.org"):
+        login = server.create_annotator(ls_server.connection, email)
+        page = new_page()
+        ui.login(page, ls_server.url, login.email, login.password)
+        ui.open_stream(page, OVERLAP_TITLE)
+        views.append(ui.shown(page))
+        ui.submit(page)
+    title = OVERLAP_ARTICLE.splitlines()[0]
+    assert [view.headers[:2] for view in views] == [(title, "Source: overlap · paragraph 1 of 2")] * 2
+    assert [view.text for view in views] == [title, title]  # markup in a title is shown as text, too
