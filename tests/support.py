@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
+
+from workbench import server
+from workbench.project import Project
+
+REPO_ROOT = Path(__file__).parents[1]
 
 
 def tree_digest(root: Path) -> str:
@@ -14,3 +21,28 @@ def tree_digest(root: Path) -> str:
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def labelstudio_venv() -> Path:
+    """The real server venv built by `make setup` (WORKBENCH_TEST_LABELSTUDIO_VENV overrides it)."""
+    override = os.environ.get("WORKBENCH_TEST_LABELSTUDIO_VENV")
+    return Path(override).resolve() if override else (REPO_ROOT / ".venv-labelstudio").resolve()
+
+
+def make_project(root: Path, *, config: str = "", link_venv: bool = True) -> Project:
+    """A minimal workbench project: an (empty = all defaults) config and a link to the server's venv."""
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    (root / "configs" / "workbench.toml").write_text(config, encoding="utf-8")
+    if link_venv:
+        (root / ".venv-labelstudio").symlink_to(labelstudio_venv(), target_is_directory=True)
+    return Project.open(root)
+
+
+@dataclass(frozen=True)
+class LabelStudioServer:
+    """What `ls_server` yields."""
+
+    project: Project
+    connection: server.Connection
+    url: str
+    info: server.ServerInfo

@@ -37,7 +37,7 @@ class ModelConfig(_Strict):
 class LabelStudioConfig(_Strict):
     """The labeling project on the Label Studio server."""
 
-    project_title: str = "Workbench NER"
+    project_title: str = Field(default="Workbench NER", min_length=3, max_length=50)  # Label Studio's limits
     annotations_per_task: int = Field(default=1, ge=1, le=20)
     batch_size: int = Field(default=1000, ge=1, le=20_000)
     guidelines: str = "configs/guidelines.md"

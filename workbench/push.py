@@ -42,7 +42,10 @@ class PushSummary:
 
 
 def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
-    """One Label Studio task: the paragraph's data and the model's spans as a prediction (UTF-16 offsets)."""
+    """One Label Studio task: the paragraph's data and the model's spans as a prediction.
+
+    Offsets are code points: Label Studio 1.23's editor draws and stores them so (checked in a real browser).
+    """
     return {
         "data": paragraph.task_data(),
         "predictions": [

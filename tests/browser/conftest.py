@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.integration.conftest import LabelStudioServer, ls_server  # noqa: F401  (re-exported fixture)
-
 BROWSER_DIR = Path(__file__).parent
 TEST_TIMEOUT = 300  # seconds per test, server start-up included (the first test pays for it)
 UI_TIMEOUT = 20_000  # milliseconds for one UI element or change to appear

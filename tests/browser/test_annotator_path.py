@@ -20,7 +20,7 @@ from playwright.sync_api import Page
 from typer.testing import CliRunner
 
 from tests.browser import ui
-from tests.integration.conftest import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer
 from workbench import server
 from workbench.articles import read_corpus
 from workbench.cli import app

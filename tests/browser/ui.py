@@ -18,6 +18,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 TEXT = ".lsf-richtext__container"
 HIGHLIGHT = f"{TEXT} .htx-highlight"
 LABEL = ".lsf-label"
+UI_RETRY_TIMEOUT = 5_000  # ms to see a drag take effect before trying it again
 
 # The screen rectangle of the n-th occurrence of `needle` in the paragraph's rendered text (across highlight spans).
 _NEEDLE_BOX = """([needle, occurrence]) => {
@@ -111,8 +112,8 @@ def wait_for_regions(page: Page, expected: Iterable[tuple[str, str]], timeout: f
     return regions(page)
 
 
-def _wait_for_count(page: Page, count: int) -> None:
-    page.wait_for_function(f"([n]) => ({_REGIONS})().length === n", arg=[count])
+def _wait_for_count(page: Page, count: int, timeout: float | None = None) -> None:
+    page.wait_for_function(f"([n]) => ({_REGIONS})().length === n", arg=[count], timeout=timeout)
 
 
 def labels(page: Page) -> list[tuple[str, str, str]]:
@@ -171,18 +172,28 @@ def relabel_region(page: Page, text: str, label: str, hotkey: str) -> None:
     unselect(page)  # so the next key press does not relabel it again
 
 
-def add_region(page: Page, needle: str, label: str, hotkey: str, occurrence: int = 0) -> None:
-    """Press a label's hotkey, then drag the mouse over `needle` in the paragraph: a new region with that label."""
+def add_region(page: Page, needle: str, label: str, hotkey: str, occurrence: int = 0, attempts: int = 3) -> None:
+    """Press a label's hotkey, then drag the mouse over `needle` in the paragraph: a new region with that label.
+
+    On a loaded machine the editor can still be re-rendering when the drag starts, and then ignores it, as it
+    would a person's too-early drag; like that person, try again (only while no region was added).
+    """
     before = len(regions(page))
-    page.keyboard.press(hotkey)
-    expect(page.locator(f"{LABEL}.lsf-label_selected", has_text=label).first).to_be_visible()
-    box = page.evaluate(_NEEDLE_BOX, [needle, occurrence])
-    assert box and box["text"] == needle, f"{needle!r} is not in the paragraph on screen"
-    page.mouse.move(box["x0"], box["y0"])
-    page.mouse.down()
-    page.mouse.move(box["x1"], box["y1"], steps=8)
-    page.mouse.up()
-    _wait_for_count(page, before + 1)
+    for attempt in range(attempts):
+        if not page.locator(f"{LABEL}.lsf-label_selected", has_text=label).count():
+            page.keyboard.press(hotkey)
+        expect(page.locator(f"{LABEL}.lsf-label_selected", has_text=label).first).to_be_visible()
+        box = page.evaluate(_NEEDLE_BOX, [needle, occurrence])
+        assert box and box["text"] == needle, f"{needle!r} is not in the paragraph on screen"
+        page.mouse.move(box["x0"], box["y0"])
+        page.mouse.down()
+        page.mouse.move(box["x1"], box["y1"], steps=8)
+        page.mouse.up()
+        try:
+            _wait_for_count(page, before + 1, timeout=UI_RETRY_TIMEOUT if attempt + 1 < attempts else None)
+            return
+        except PlaywrightTimeoutError:
+            assert len(regions(page)) == before, "a drag added a region but not the one expected"
 
 
 def submit(page: Page) -> None:

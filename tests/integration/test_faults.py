@@ -40,7 +40,7 @@ from label_studio_sdk.client import LabelStudio as Sdk
 from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find
-from tests.integration.conftest import LabelStudioServer, make_project
+from tests.support import LabelStudioServer, make_project
 from workbench import push as push_module
 from workbench import server, workflow
 from workbench.articles import read_corpus

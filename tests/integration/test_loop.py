@@ -17,8 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text, utf16
-from tests.integration.conftest import REPO_ROOT, LabelStudioServer
-from tests.support import tree_digest
+from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
 from workbench.cli import app

@@ -22,8 +22,7 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text
-from tests.integration.conftest import REPO_ROOT, LabelStudioServer
-from tests.support import tree_digest
+from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
 from workbench.card import parse_front_matter

@@ -22,7 +22,7 @@ import spacy
 from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text, utf16
-from tests.integration.conftest import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer
 from workbench import server
 from workbench.cli import app
 from workbench.config import DEFAULT_LABELS

@@ -35,7 +35,7 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from tests.integration.annotators import browser_region, find
-from tests.integration.conftest import REPO_ROOT, make_project
+from tests.support import REPO_ROOT, make_project
 from workbench import server
 from workbench.cli import app
 from workbench.errors import AuthError
