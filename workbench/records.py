@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -73,20 +73,3 @@ class Annotation:
     cancelled: bool = False
     ground_truth: bool = False
     updated_at: str = ""
-
-
-@dataclass(frozen=True)
-class Example:
-    """One dataset row before it is written: the merged human spans of a paragraph and their provenance."""
-
-    id: str
-    doc_id: str
-    paragraph: int
-    text: str
-    spans: tuple[Span, ...]
-    task_id: int
-    annotation_ids: tuple[int, ...]
-    annotators: tuple[int, ...]
-    predicted: tuple[Span, ...] = ()
-    model_version: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
