@@ -1,0 +1,176 @@
+"""`make bench`: every workbench stage against the raw library doing the same work, on one generated corpus.
+
+    BENCH_PARAGRAPHS=10000 BENCH_REPEATS=3 .venv/bin/python -m bench.run
+
+Builds a throw-away project whose seeds folder holds BENCH_PARAGRAPHS unique paragraphs scaled from `seeds/`,
+starts its own Label Studio, measures each side BENCH_REPEATS times (alternating, best run kept, because a
+shared machine is noisy), stops the server, prints a markdown table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import stages
+from bench.corpus import generate
+from bench.measure import RssSampler, isolated, machine
+from workbench import server
+from workbench.articles import read_corpus
+from workbench.preannotate import choose_batch_size, choose_processes, load_ner_pipeline
+from workbench.project import Project
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "latest.json"
+# The batch sizes the workbench itself uses with several processes and with one (see workbench.preannotate).
+RAW_BATCH_SIZES = (64, 256)
+UNITS = {"preannotate": "words", "push": "tasks", "pull": "tasks", "release": "examples"}
+
+
+def main() -> int:
+    paragraphs = int(os.environ.get("BENCH_PARAGRAPHS", "10000"))
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    for name in (server.ENV_URL, server.ENV_API_KEY):  # always our own server, whatever the shell says
+        os.environ.pop(name, None)
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
+        root = str(Path(tmp) / "project")
+        project = make_project(Path(root))
+        total_words = generate(REPO / "seeds", project.seeds_dir, paragraphs)
+        say(f"corpus: {paragraphs:,} paragraphs, {total_words:,} words in {project.seeds_dir}")
+        info = server.start(project)
+        say(f"Label Studio {info.url} (pid {info.pid}) up in {info.seconds:.0f} s")
+        try:
+            with RssSampler(info.pid, interval=0.2) as server_rss:
+                stages_ = run_stages(root, project, paragraphs, repeats, server_rss)
+            result = {
+                "paragraphs": paragraphs,
+                "words": total_words,
+                "repeats": repeats,
+                "machine": machine(server.status(project).version) | {"model": load_ner_pipeline(
+                    project.config.model.name)[1]},
+                "stages": stages_,
+                "server_peak_rss_mb": round(server_rss.total_peak / 2**20, 1),
+            }
+        finally:
+            server.stop(project)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(table(result))
+    return 0
+
+
+def make_project(root: Path) -> Project:
+    """A default-config project beside the real server's virtual environment."""
+    (root / "configs").mkdir(parents=True)
+    (root / "configs" / "workbench.toml").write_text("", encoding="utf-8")
+    (root / ".venv-labelstudio").symlink_to(REPO / ".venv-labelstudio", target_is_directory=True)
+    return Project.open(root)
+
+
+def run_stages(
+    root: str, project: Project, paragraphs: int, repeats: int, server_rss: RssSampler
+) -> dict[str, dict[str, Any]]:
+    chars = sum(len(p.text) for p in read_corpus(project.seeds_dir).paragraphs())
+    n_process = choose_processes(project.config.model.processes, chars)  # what the workbench will choose
+    batch_size = choose_batch_size(project.config.model.batch_size, n_process)
+    out: dict[str, dict[str, Any]] = {}
+    out["preannotate"] = compare(
+        "preannotate",
+        repeats,
+        lambda r: isolated(stages.workbench_preannotate, root),
+        {f"batch {b}": (lambda r, b=b: isolated(stages.raw_pipe, root, n_process, b)) for b in RAW_BATCH_SIZES},
+    ) | {"n_process": n_process, "batch_size": batch_size}
+    server_rss.take_window()
+    out["push"] = compare(
+        "push",
+        repeats,
+        lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
+        {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
+    ) | {"server_peak_rss_mb": server_rss.take_window()}
+    annotated = isolated(stages.raw_import, root, "bench annotated", True)
+    project_id = annotated["details"]["project_id"]
+    say(f"annotated copy: {annotated['count']:,} tasks with annotations imported at {annotated['per_second']:,.0f}/s")
+    stages.point_at(root, project_id)
+    server_rss.take_window()
+    out["pull"] = compare(
+        "pull",
+        repeats,
+        lambda r: isolated(stages.workbench_pull, root),
+        {"export": lambda r: isolated(stages.raw_export, root, project_id, paragraphs)},
+    ) | {"server_peak_rss_mb": server_rss.take_window(), "annotated_import_per_second": annotated["per_second"]}
+    out["release"] = compare("release", repeats, lambda r: isolated(stages.workbench_release, root), {})
+    return out
+
+
+Measure = Callable[[int], dict[str, Any]]
+
+
+def compare(stage: str, repeats: int, workbench: Measure, raw: dict[str, Measure]) -> dict[str, Any]:
+    """Alternate the workbench and each raw variant `repeats` times; keep the fastest run of each side."""
+    runs: dict[str, list[dict[str, Any]]] = {"workbench": [], **{name: [] for name in raw}}
+    for r in range(repeats):
+        for name, measure in [("workbench", workbench), *raw.items()]:
+            run = measure(r)
+            runs[name].append(run)
+            say(f"{stage} {name} run {r + 1}/{repeats}: {run['seconds']:.1f} s, "
+                f"{run['per_second']:,.0f} {UNITS[stage]}/s, peak RSS {run['peak_rss_mb']:.0f} MB")
+    best = max(runs["workbench"], key=lambda run: run["per_second"])
+    result = {
+        "seconds": round(best["seconds"], 2),
+        "cpu_seconds": round(best["cpu_seconds"], 2),
+        "per_second": round(best["per_second"], 1),
+        "raw_per_second": None,
+        "ratio_vs_raw": None,
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs["workbench"]),
+        "unit": UNITS[stage],
+        "runs_per_second": [round(run["per_second"], 1) for run in runs["workbench"]],
+    }
+    if raw:
+        name, raw_best = max(
+            ((name, run) for name in raw for run in runs[name]), key=lambda item: item[1]["per_second"]
+        )
+        result |= {
+            "raw_per_second": round(raw_best["per_second"], 1),
+            "raw_cpu_seconds": round(raw_best["cpu_seconds"], 2),
+            "ratio_vs_raw": round(best["per_second"] / raw_best["per_second"], 3),
+            "raw_best": name,
+            "raw_peak_rss_mb": max(run["peak_rss_mb"] for name in raw for run in runs[name]),
+            "raw_runs_per_second": {name: [round(run["per_second"], 1) for run in runs[name]] for name in raw},
+        }
+    if best.get("details"):
+        result["details"] = best["details"]
+    if any(run["children_peak_rss_mb"] for run in runs["workbench"]):
+        result["workers_peak_rss_mb"] = max(run["children_peak_rss_mb"] for run in runs["workbench"])
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    """The markdown table printed at the end."""
+    lines = [
+        f"{result['paragraphs']:,} paragraphs ({result['words']:,} words), best of {result['repeats']}; "
+        f"Label Studio peak RSS {result['server_peak_rss_mb']:,.0f} MB",
+        "",
+        "| stage | seconds | workbench /s | raw /s | ratio | peak RSS MB (raw) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in result["stages"].items():
+        raw = f"{s['raw_per_second']:,.0f}" if s["raw_per_second"] else "-"
+        ratio = f"{s['ratio_vs_raw']:.2f}" if s["ratio_vs_raw"] else "-"
+        memory = f"{s['peak_rss_mb']:,.0f}" + (f" ({s['raw_peak_rss_mb']:,.0f})" if s["raw_per_second"] else "")
+        cells = [f"{name} ({s['unit']})", f"{s['seconds']:.1f}", f"{s['per_second']:,.0f}", raw, ratio, memory]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

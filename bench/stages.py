@@ -1,0 +1,191 @@
+"""What is measured: each function does its untimed set-up and returns the timed work (see `measure.isolated`).
+
+A work function returns the number of units it handled (words, tasks, rows), or that and a dict of details.
+`workbench_*` call the workbench as a user's command would; `raw_*` do the same work with the library alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import spacy
+from label_studio_sdk.client import LabelStudio as SdkClient
+
+from bench.measure import Work
+from workbench import server
+from workbench.articles import read_corpus
+from workbench.interface import labeling_config
+from workbench.labelstudio import REQUEST_TIMEOUT
+from workbench.offsets import spans_to_regions
+from workbench.preannotate import preannotate, read_predictions
+from workbench.project import Project, atomic_write_json
+from workbench.pull import pull
+from workbench.push import push, to_task
+from workbench.workflow import client_for, do_release
+
+# One raw import request holds at most this many tasks (~20 MB at 10k; the server refuses requests over 250 MB).
+RAW_IMPORT_MAX = 10_000
+# Export options of a full pull: every task, annotation, skip and prediction (as the workbench asks).
+EXPORT_OPTIONS: dict[str, Any] = {
+    "serialization_options": {"predictions": {"only_id": False}, "drafts": {"only_id": False}},
+    "task_filter_options": {"only_with_annotations": False},
+    "annotation_filter_options": {"usual": True, "skipped": True, "ground_truth": True},
+}
+
+
+def project_titled(root: str, title: str | None = None) -> Project:
+    """The bench project, optionally pushing to a Label Studio project of another title (a fresh one)."""
+    project = Project.open(root)
+    if title is None:
+        return project
+    labelstudio = project.config.labelstudio.model_copy(update={"project_title": title})
+    return Project(project.root, project.config.model_copy(update={"labelstudio": labelstudio}))
+
+
+def texts(project: Project) -> list[str]:
+    return [p.text for p in read_corpus(project.seeds_dir).paragraphs()]
+
+
+def words(lines: list[str]) -> int:
+    return sum(len(line.split()) for line in lines)
+
+
+# ---- preannotate -------------------------------------------------------------------------------------------
+
+
+def workbench_preannotate(root: str) -> Work:
+    project = project_titled(root)
+    paragraphs = list(read_corpus(project.seeds_dir).paragraphs())
+    count = words([p.text for p in paragraphs])
+    project.preannotations_file.unlink(missing_ok=True)  # nothing to reuse: annotate everything
+
+    def work() -> tuple[int, dict[str, Any]]:
+        summary = preannotate(project, paragraphs)
+        return count, {"processes": summary.processes, "entities": summary.entities}
+
+    return work
+
+
+def raw_pipe(root: str, n_process: int, batch_size: int) -> Work:
+    project = project_titled(root)
+    name = project.config.model.name
+    others = [pipe for pipe in spacy.util.get_model_meta(_model_path(name))["components"] if pipe != "ner"]
+    nlp = spacy.load(name, exclude=others)
+    lines = texts(project)
+
+    def work() -> int:
+        for doc in nlp.pipe(lines, batch_size=batch_size, n_process=n_process):
+            doc.ents  # noqa: B018 - what pre-annotation reads
+        return words(lines)
+
+    return work
+
+
+def _model_path(name: str) -> Path:
+    return Path(name) if Path(name).exists() else spacy.util.get_package_path(name)
+
+
+# ---- push --------------------------------------------------------------------------------------------------
+
+
+def workbench_push(root: str, title: str) -> Work:
+    project = project_titled(root, title)
+    project.project_file.unlink(missing_ok=True)  # a fresh Label Studio project
+    paragraphs = list(read_corpus(project.seeds_dir).paragraphs())
+    client = client_for(project)
+
+    def work() -> int:
+        return push(project, paragraphs, client).imported
+
+    return work
+
+
+def raw_import(root: str, title: str, annotate: bool = False) -> Work:
+    """One bulk import (per RAW_IMPORT_MAX tasks) of the workbench's tasks into a new project; with `annotate`
+    every task also carries a human annotation (its prediction, every fifth span deleted), for pull and release."""
+    project = project_titled(root)
+    tasks = _tasks(project, annotate)
+    sdk = _sdk(project)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        project_id = int(sdk.projects.create(title=title, label_config=labeling_config(project.config.labels)).id)
+        for start in range(0, len(tasks), RAW_IMPORT_MAX):
+            sdk.projects.import_tasks(
+                id=project_id,
+                request=tasks[start : start + RAW_IMPORT_MAX],
+                return_task_ids=True,
+                request_options={"max_retries": 0},
+            )
+        return len(tasks), {"project_id": project_id}
+
+    return work
+
+
+def _tasks(project: Project, annotate: bool) -> list[dict[str, Any]]:
+    predictions = {p.key: p for p in read_predictions(project.preannotations_file)}
+    tasks = []
+    for paragraph in read_corpus(project.seeds_dir).paragraphs():
+        prediction = predictions[paragraph.key]
+        task = to_task(paragraph, prediction)
+        if annotate:
+            kept = [span for i, span in enumerate(prediction.spans) if i % 5 != 4]
+            task["annotations"] = [{"result": spans_to_regions(paragraph.text, kept), "lead_time": 12.5}]
+        tasks.append(task)
+    return tasks
+
+
+def _sdk(project: Project) -> SdkClient:
+    conn = server.connection(project)
+    return SdkClient(base_url=conn.url, api_key=conn.api_key, timeout=REQUEST_TIMEOUT)
+
+
+# ---- pull --------------------------------------------------------------------------------------------------
+
+
+def point_at(root: str, project_id: int) -> None:
+    """Make the bench project pull from `project_id` (the annotated copy)."""
+    project = project_titled(root)
+    url = server.connection(project).url
+    atomic_write_json(project.project_file, {"url": url, "project_id": project_id, "title": "annotated"})
+
+
+def workbench_pull(root: str) -> Work:
+    project = project_titled(root)
+    client = client_for(project)
+
+    def work() -> int:
+        return pull(project, client).tasks
+
+    return work
+
+
+def raw_export(root: str, project_id: int, tasks: int) -> Work:
+    project = project_titled(root)
+    sdk = _sdk(project)
+    target = project.state_dir / "raw-export.json"
+    for old in sdk.projects.exports.list(id=project_id):  # the previous run's export, left for untimed clean-up
+        sdk.projects.exports.delete(id=project_id, export_pk=old.id)
+
+    def work() -> int:
+        export = sdk.projects.exports.create(id=project_id, title="raw", **EXPORT_OPTIONS)
+        with target.open("wb") as handle:
+            for chunk in sdk.projects.exports.download(id=project_id, export_pk=export.id, export_type="JSON"):
+                handle.write(chunk)
+        return tasks
+
+    return work
+
+
+# ---- release -----------------------------------------------------------------------------------------------
+
+
+def workbench_release(root: str) -> Work:
+    project = project_titled(root)
+    shutil.rmtree(project.releases_dir, ignore_errors=True)  # a first release each time, with no parent to diff
+
+    def work() -> int:
+        return len(do_release(project, "1.0.0").build.rows)
+
+    return work
