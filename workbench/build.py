@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from workbench.alignment import align
@@ -98,8 +99,9 @@ def build_rows(tasks: Iterable[dict[str, Any]], config: Config, tokenizer: Any) 
                 "doc_id": str(task["data"].get("doc_id", "")),
                 "paragraph": int(task["data"].get("paragraph", 0)),
                 "text": text,
-                "tokens": list(aligned.tokens),
-                "ner_tags": list(aligned.tags),
+                # interned: a corpus repeats its words and tags, and 100k rows must fit in memory
+                "tokens": [intern(token) for token in aligned.tokens],
+                "ner_tags": [intern(tag) for tag in aligned.tags],
                 "spans": [span.as_dict() for span in sorted(merged.spans)],
                 "task_id": int(task["id"]),
                 "annotation_ids": list(merged.annotation_ids),

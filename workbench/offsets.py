@@ -203,6 +203,8 @@ def _select(text: str, start: int, end: int, expected: str) -> tuple[int, int] |
 
 
 def _select_utf16(text: str, start: int, end: int, expected: str) -> tuple[int, int] | None:
+    if text.isascii() or _ASTRAL.search(text) is None:  # the two readings coincide: no conversion to try
+        return _select(text, start, end, expected)
     try:
         first, last = from_utf16(text, start), from_utf16(text, end)
     except ValueError:
