@@ -4,7 +4,8 @@
 
 Builds a throw-away project whose seeds folder holds BENCH_PARAGRAPHS unique paragraphs scaled from `seeds/`,
 starts its own Label Studio, measures each side BENCH_REPEATS times (alternating, best run kept, because a
-shared machine is noisy), stops the server, prints a markdown table and writes bench/results/latest.json.
+shared machine is noisy), stops the server, prints a markdown table and writes bench/results/latest.json (and
+paragraphs-<N>.json, to keep one result per size).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def main() -> int:
         finally:
             server.stop(project)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for path in (RESULTS, RESULTS.with_name(f"paragraphs-{paragraphs}.json")):  # the latest, and per size
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table(result))
     return 0
 
@@ -145,7 +147,7 @@ def compare(stage: str, repeats: int, workbench: Measure, raw: dict[str, Measure
         }
     if best.get("details"):
         result["details"] = best["details"]
-    if any(run["children_peak_rss_mb"] for run in runs["workbench"]):
+    if stage == "preannotate":  # spaCy's worker processes, apart from the workbench process itself
         result["workers_peak_rss_mb"] = max(run["children_peak_rss_mb"] for run in runs["workbench"])
     return result
 
