@@ -6,8 +6,6 @@ and fix it without reading code.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -15,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.errors import ConfigError
+from workbench.records import stable_hash
 
 DEFAULT_CONFIG = Path("configs/workbench.toml")
 
@@ -99,8 +98,7 @@ class Config(_Strict):
 
     def fingerprint(self) -> str:
         """A sha256 of the canonical config, recorded in every release's manifest."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return stable_hash(self.model_dump(mode="json"), length=64)
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:

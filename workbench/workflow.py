@@ -40,8 +40,9 @@ def do_preannotate(project: Project, *, progress: Progress | None = None) -> tup
     return corpus, preannotate(project, list(corpus.paragraphs()), progress=progress)
 
 
-def do_push(project: Project, *, progress: Progress | None = None) -> PushSummary:
-    corpus = read_corpus(project.seeds_dir)
+def do_push(project: Project, *, corpus: Corpus | None = None, progress: Progress | None = None) -> PushSummary:
+    """Push the corpus (read from the seeds folder unless the caller has just read it)."""
+    corpus = corpus or read_corpus(project.seeds_dir)
     with project.lock("workbench push"):
         return push(project, list(corpus.paragraphs()), client_for(project), progress=progress)
 
@@ -68,7 +69,7 @@ def do_run(project: Project, *, progress: Progress | None = None) -> RunResult:
     """Start the local server (unless an external one is configured), pre-annotate and push."""
     started = None if _external() else server.start(project)
     corpus, summary = do_preannotate(project, progress=progress)
-    pushed = do_push(project, progress=progress)
+    pushed = do_push(project, corpus=corpus, progress=progress)
     username = password = None
     if not _external():
         credentials = read_json(project.credentials_file)
