@@ -186,6 +186,6 @@ def workbench_release(root: str) -> Work:
     shutil.rmtree(project.releases_dir, ignore_errors=True)  # a first release each time, with no parent to diff
 
     def work() -> int:
-        return len(do_release(project, "1.0.0").build.rows)
+        return do_release(project, "1.0.0").build.row_count
 
     return work

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from sys import intern
 from typing import Any
 
 from workbench.alignment import align
@@ -19,7 +18,7 @@ from workbench.config import Config
 from workbench.errors import AlignmentError
 from workbench.merge import merge
 from workbench.offsets import AlignmentReport, RegionMismatch, region_to_spans
-from workbench.quality import agreement, prediction_quality
+from workbench.quality import AgreementTally, QualityTally
 from workbench.records import Annotation, Span, stable_hash
 
 # Regions of these control tags are spans; anything else in a result (a comment box, say) is not ours.
@@ -29,9 +28,9 @@ MAX_REPORTED_PROBLEMS = 50
 
 @dataclass
 class Build:
-    """Rows ready for a release, and every figure the release publishes about them."""
+    """Every figure a release publishes about the rows of a snapshot (the rows themselves stream past)."""
 
-    rows: list[dict[str, Any]]
+    row_count: int
     alignment: AlignmentReport
     excluded: Counter[str]
     tasks: int
@@ -45,7 +44,7 @@ class Build:
         """The figures of this build, as published in manifests, cards and `workbench report`."""
         return {
             "tasks": self.tasks,
-            "rows": len(self.rows),
+            "rows": self.row_count,
             "excluded": dict(sorted(self.excluded.items())),
             "annotators": len(self.annotators),
             "merge_ties": self.ties,
@@ -55,74 +54,98 @@ class Build:
         }
 
 
-def build_rows(tasks: Iterable[dict[str, Any]], config: Config, tokenizer: Any) -> Build:
-    """Turn exported tasks into rows; raise AlignmentError naming every region that cannot be kept exactly."""
-    labels = set(config.labels)
-    rows: list[dict[str, Any]] = []
-    report = AlignmentReport()
-    excluded: Counter[str] = Counter()
-    problems: list[dict[str, Any]] = []
-    annotators: set[int] = set()
-    ties: list[dict[str, Any]] = []
-    overlapping: list[list[Annotation]] = []
-    predicted_pairs: list[tuple[str, tuple[Span, ...], tuple[Span, ...]]] = []
-    count = 0
-    for task in tasks:
-        count += 1
+class RowBuilder:
+    """Turns exported tasks into rows one at a time while counting the figures, so that rows can stream into a
+    release: memory does not grow with the snapshot. Iterate `rows(tasks)` to the end, then call `finish()`."""
+
+    def __init__(self, config: Config, tokenizer: Any) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.labels = set(config.labels)
+        self.report = AlignmentReport()
+        self.excluded: Counter[str] = Counter()
+        self.problems: list[dict[str, Any]] = []
+        self.annotators: set[int] = set()
+        self.ties: list[dict[str, Any]] = []
+        self.agreement = AgreementTally(config.labels)
+        self.quality = QualityTally(config.labels)
+        self.tasks = self.row_count = 0
+
+    def rows(self, tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The row of every task with a submitted annotation, in snapshot order."""
+        for task in tasks:
+            row = self.row(task)
+            if row is not None:
+                yield row
+
+    def row(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        """One task's row, or None when no annotation of it was submitted (counted in `excluded`)."""
+        config = self.config
+        self.tasks += 1
         text = str(task["data"].get("text", ""))
         annotations = []
         for raw in task.get("annotations", []):
-            annotation, region_report = to_annotation(raw, task, text, config, labels, problems)
-            report = report.merge(region_report)
+            annotation, region_report = to_annotation(raw, task, text, config, self.labels, self.problems)
+            self.report = self.report.merge(region_report)
             annotations.append(annotation)
         submitted = [a for a in annotations if not a.cancelled]
         if not annotations:
-            excluded["no_annotation"] += 1
-            continue
+            self.excluded["no_annotation"] += 1
+            return None
         if not submitted:
-            excluded["skipped"] += 1
-            continue
+            self.excluded["skipped"] += 1
+            return None
         merged = merge(submitted, policy=config.merge.policy)
         if merged.tie:
-            ties.append({"task_id": int(task["id"]), "annotations": [a.id for a in submitted], "used": merged.rule})
-        if len(submitted) > 1:
-            overlapping.append(submitted)
-        annotators.update(a.annotator for a in submitted if a.annotator is not None)
-        aligned = align(text, merged.spans, tokenizer, overlap=config.merge.overlap)
+            self.ties.append(
+                {"task_id": int(task["id"]), "annotations": [a.id for a in submitted], "used": merged.rule}
+            )
+        self.agreement.add(submitted)
+        self.annotators.update(a.annotator for a in submitted if a.annotator is not None)
+        aligned = align(text, merged.spans, self.tokenizer, overlap=config.merge.overlap)
         row_id = row_id_of(task)
-        report = report.merge(
+        self.report = self.report.merge(
             AlignmentReport.of_alignment(aligned.split_tokens, aligned.conflicts, row=row_id, task_id=int(task["id"]))
         )
-        rows.append(
-            {
-                "id": row_id,
-                "doc_id": str(task["data"].get("doc_id", "")),
-                "paragraph": int(task["data"].get("paragraph", 0)),
-                "text": text,
-                # interned: a corpus repeats its words and tags, and 100k rows must fit in memory
-                "tokens": [intern(token) for token in aligned.tokens],
-                "ner_tags": [intern(tag) for tag in aligned.tags],
-                "spans": [span.as_dict() for span in sorted(merged.spans)],
-                "task_id": int(task["id"]),
-                "annotation_ids": list(merged.annotation_ids),
-                "annotators": list(merged.annotators),
-            }
-        )
         for model_version, spans in predictions_of(task, text, config):
-            predicted_pairs.append((model_version, spans, merged.spans))
-    if problems:
-        raise AlignmentError(_problems_message(problems), problems)
-    return Build(
-        rows=rows,
-        alignment=report,
-        excluded=excluded,
-        tasks=count,
-        annotators=annotators,
-        ties=ties,
-        agreement=agreement(overlapping, config.labels),
-        quality=prediction_quality(predicted_pairs, config.labels),
-        model_versions=sorted({version for version, _, _ in predicted_pairs}),
-    )
+            self.quality.add(model_version, spans, merged.spans)
+        self.row_count += 1
+        return {
+            "id": row_id,
+            "doc_id": str(task["data"].get("doc_id", "")),
+            "paragraph": int(task["data"].get("paragraph", 0)),
+            "text": text,
+            "tokens": aligned.tokens,
+            "ner_tags": aligned.tags,
+            "spans": [span.as_dict() for span in sorted(merged.spans)],
+            "task_id": int(task["id"]),
+            "annotation_ids": list(merged.annotation_ids),
+            "annotators": list(merged.annotators),
+        }
+
+    def finish(self) -> Build:
+        """The figures; AlignmentError naming every region that could not be kept exactly, if there was one."""
+        if self.problems:
+            raise AlignmentError(_problems_message(self.problems), self.problems)
+        return Build(
+            row_count=self.row_count,
+            alignment=self.report,
+            excluded=self.excluded,
+            tasks=self.tasks,
+            annotators=self.annotators,
+            ties=self.ties,
+            agreement=self.agreement.result(),
+            quality=self.quality.result(),
+            model_versions=self.quality.versions(),
+        )
+
+
+def build_rows(tasks: Iterable[dict[str, Any]], config: Config, tokenizer: Any) -> Build:
+    """The figures of turning `tasks` into rows, without keeping the rows (what `workbench report` shows)."""
+    builder = RowBuilder(config, tokenizer)
+    for _ in builder.rows(tasks):
+        pass
+    return builder.finish()
 
 
 def row_id_of(task: dict[str, Any]) -> str:

@@ -177,7 +177,7 @@ def release(
     result = _guarded(lambda: workflow.do_release(project, version))
     excluded = dict(result.build.excluded)
     out.print(
-        f"Release {version}: {len(result.build.rows)} rows from {result.snapshot.path.name} -> {result.path}\n"
+        f"Release {version}: {result.build.row_count} rows from {result.snapshot.path.name} -> {result.path}\n"
         f"not in the dataset: {excluded or 'none'}; load it with "
         f'datasets.load_dataset("{result.path}")'
     )

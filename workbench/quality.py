@@ -20,6 +20,39 @@ Key = tuple[int, int, str]
 BUCKETS = ("accepted", "relabelled", "rebounded", "changed", "added", "deleted")
 
 
+class AgreementTally:
+    """Span-level agreement, counted one task at a time (a release streams its tasks; see `agreement`)."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.overall = PRFScore()
+        self.per_label: dict[str, PRFScore] = {label: PRFScore() for label in labels}
+        self.compared = self.pairs = self.identical = 0
+
+    def add(self, task: Sequence[Annotation]) -> None:
+        """Count one task's submitted annotations; a task with fewer than two has nothing to compare."""
+        usable = [annotation for annotation in task if not annotation.cancelled]
+        if len(usable) < 2:
+            return
+        self.compared += 1
+        sets = [_keys(annotation.spans) for annotation in usable]
+        self.identical += all(keys == sets[0] for keys in sets[1:])
+        for gold, cand in combinations(sets, 2):
+            self.pairs += 1
+            self.overall.score_set(cand, gold)
+            for label in sorted({key[2] for key in gold | cand}):
+                self.per_label.setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "tasks_compared": self.compared,
+            "pairs": self.pairs,
+            "full_agreement": _round(self.identical / self.compared) if self.compared else None,
+            **_agreement_scores(self.overall),
+            "per_label": {label: _agreement_scores(score) for label, score in _ordered(self.per_label, self.labels)},
+        }
+
+
 def agreement(tasks: Iterable[Sequence[Annotation]], labels: Sequence[str]) -> dict[str, Any]:
     """Span-level agreement over tasks with two or more submitted annotations.
 
@@ -28,28 +61,57 @@ def agreement(tasks: Iterable[Sequence[Annotation]], labels: Sequence[str]) -> d
     given, overall and per label. `full_agreement` is the share of compared tasks where every annotator
     produced the same set of spans.
     """
-    overall = PRFScore()
-    per_label: dict[str, PRFScore] = {label: PRFScore() for label in labels}
-    compared = pairs = identical = 0
+    tally = AgreementTally(labels)
     for task in tasks:
-        usable = [annotation for annotation in task if not annotation.cancelled]
-        if len(usable) < 2:
-            continue
-        compared += 1
-        sets = [_keys(annotation.spans) for annotation in usable]
-        identical += all(keys == sets[0] for keys in sets[1:])
-        for gold, cand in combinations(sets, 2):
-            pairs += 1
-            overall.score_set(cand, gold)
-            for label in sorted({key[2] for key in gold | cand}):
-                per_label.setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
-    return {
-        "tasks_compared": compared,
-        "pairs": pairs,
-        "full_agreement": _round(identical / compared) if compared else None,
-        **_agreement_scores(overall),
-        "per_label": {label: _agreement_scores(score) for label, score in _ordered(per_label, labels)},
-    }
+        tally.add(task)
+    return tally.result()
+
+
+class QualityTally:
+    """Pre-annotation quality, counted one paragraph at a time (see `prediction_quality`)."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.overall: dict[str, PRFScore] = defaultdict(PRFScore)
+        self.per_label: dict[str, dict[str, PRFScore]] = defaultdict(lambda: {label: PRFScore() for label in labels})
+        self.support: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(labels, 0))
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BUCKETS, 0))
+        self.tasks: dict[str, int] = defaultdict(int)
+        self.sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+
+    def add(self, version: str, predicted: Sequence[Span], human: Sequence[Span]) -> None:
+        """Score one paragraph's predictions (of model `version`) against its final human spans."""
+        cand, gold = _keys(predicted), _keys(human)
+        self.tasks[version] += 1
+        self.sizes[version][0] += len(cand)
+        self.sizes[version][1] += len(gold)
+        self.overall[version].score_set(cand, gold)
+        for label in sorted({key[2] for key in cand | gold}):
+            self.per_label[version].setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
+        support = self.support[version]
+        for key in gold:
+            support[key[2]] = support.get(key[2], 0) + 1
+        for bucket, found in match_spans(predicted, human).items():
+            self.counts[version][bucket] += len(found)
+
+    def versions(self) -> list[str]:
+        return sorted(self.tasks)
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        return {
+            version: {
+                "tasks": self.tasks[version],
+                "predicted": self.sizes[version][0],
+                "human": self.sizes[version][1],
+                **_prf(self.overall[version]),
+                "per_label": {
+                    label: {**_prf(score), "support": self.support[version].get(label, 0)}
+                    for label, score in _ordered(self.per_label[version], self.labels)
+                },
+                "counts": self.counts[version],
+            }
+            for version in sorted(self.tasks)
+        }
 
 
 def prediction_quality(
@@ -63,38 +125,10 @@ def prediction_quality(
     accepted + relabelled + rebounded + changed + added == human spans and
     accepted + relabelled + rebounded + changed + deleted == predicted spans.
     """
-    overall: dict[str, PRFScore] = defaultdict(PRFScore)
-    per_label: dict[str, dict[str, PRFScore]] = defaultdict(lambda: {label: PRFScore() for label in labels})
-    support: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(labels, 0))
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BUCKETS, 0))
-    tasks: dict[str, int] = defaultdict(int)
-    sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    tally = QualityTally(labels)
     for version, predicted, human in pairs:
-        cand, gold = _keys(predicted), _keys(human)
-        tasks[version] += 1
-        sizes[version][0] += len(cand)
-        sizes[version][1] += len(gold)
-        overall[version].score_set(cand, gold)
-        for label in sorted({key[2] for key in cand | gold}):
-            per_label[version].setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
-        for key in gold:
-            support[version][key[2]] = support[version].get(key[2], 0) + 1
-        for bucket, found in match_spans(predicted, human).items():
-            counts[version][bucket] += len(found)
-    return {
-        version: {
-            "tasks": tasks[version],
-            "predicted": sizes[version][0],
-            "human": sizes[version][1],
-            **_prf(overall[version]),
-            "per_label": {
-                label: {**_prf(score), "support": support[version].get(label, 0)}
-                for label, score in _ordered(per_label[version], labels)
-            },
-            "counts": counts[version],
-        }
-        for version in sorted(tasks)
-    }
+        tally.add(version, predicted, human)
+    return tally.result()
 
 
 def match_spans(predicted: Sequence[Span], human: Sequence[Span]) -> dict[str, list[Any]]:

@@ -4,9 +4,10 @@ A release is `<releases_dir>/<MAJOR.MINOR.PATCH>/` holding parquet shards with a
 `datasets.load_dataset(folder)` works offline exactly as on the Hub), spaCy DocBins, CoNLL files and a
 `manifest.json` with the checksum of every file, the counts, the split membership and the provenance.
 
-Everything is computed and validated in memory first, so a refused release changes nothing on disk; the files
-are then written into a hidden temporary folder beside the target and renamed into place in one step, so an
-interrupted release leaves no version folder behind.
+Rows stream in and are held column-wise in Arrow (`prepare_release`), so 100k paragraphs take ~150 MB, not GBs
+of dicts; every row and setting is validated before a byte is written, so a refused release changes nothing on
+disk. The files are then written, one pass per split, into a hidden temporary folder beside the target and
+renamed into place in one step, so an interrupted release leaves no version folder behind.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +27,10 @@ from typing import Any
 
 import psutil
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import srsly
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets import ClassLabel, Features, List, Value
 from packaging.version import InvalidVersion, Version
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
@@ -37,7 +39,7 @@ from workbench import card
 from workbench.config import Config
 from workbench.errors import ReleaseError
 from workbench.project import atomic_write_bytes, file_sha256
-from workbench.splits import SPLITS, TRAIN, assign_splits
+from workbench.splits import SPLITS, assign_splits
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
@@ -196,33 +198,57 @@ def release_features(names: Sequence[str]) -> Features:
 
 # ---- rows --------------------------------------------------------------------------------------------------
 
+# Rows are converted to Arrow this many at a time: ~1 KB a paragraph column-wise against ~20 KB as dicts.
+BATCH_ROWS = 1000
+_SORT_KEYS = [("doc_id", "ascending"), ("paragraph", "ascending"), ("id", "ascending")]
 
-def normalize_rows(
-    rows: Sequence[Mapping[str, Any]], labels: Sequence[str], label_mapping: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """Check every row, apply the label mapping to its tags and spans, and sort by (doc_id, paragraph, id).
+
+@dataclass(frozen=True)
+class Prepared:
+    """A release's rows checked, label-mapped and sorted, column-wise in Arrow; nothing written yet.
+
+    Made by `prepare_release` before the release's figures are known, so that rows can stream from the
+    build straight into columns; `write_release` then writes it."""
+
+    version: str
+    parent: Version | None
+    parent_manifest: dict[str, Any] | None
+    names: list[str]
+    table: pa.Table
+
+
+def prepare_release(
+    releases_dir: Path, version: str, rows: Iterable[Mapping[str, Any]], labels: Sequence[str],
+    label_mapping: Mapping[str, str],
+) -> Prepared:
+    """Check the version, then every row (see `_normalize_row`), and hold them sorted by (doc_id, paragraph, id).
 
     The release refuses rather than repairs: a span whose text does not match its offsets, or a tag of an
     unknown label, means an earlier stage has a bug that a trained model would inherit."""
-    if not rows:
-        raise ReleaseError(
-            "There are no rows to release: no task has a submitted annotation yet. Annotate and submit some "
-            "tasks in Label Studio, pull a new snapshot, and release again."
-        )
+    releases_dir = Path(releases_dir)
+    parent = check_new_version(releases_dir, version)
+    parent_manifest = read_manifest(releases_dir, str(parent)) if parent else None
+    names = class_label_names(labels, parent_manifest["class_label_names"] if parent_manifest else None, label_mapping)
+    schema = release_features(names).arrow_schema
+    index = {name: i for i, name in enumerate(names)}
     known = set(labels)
     problems: list[str] = []
     seen: set[str] = set()
-    out = []
+    batches: list[pa.RecordBatch] = []
+    pending: list[dict[str, Any]] = []
     for row in rows:
         fixed, problem = _normalize_row(row, known, label_mapping)
-        if problem:
+        if fixed is None:
             problems.append(problem)
             continue
-        assert fixed is not None
         if fixed["id"] in seen:
             problems.append(f"row {fixed['id']!r} appears twice")
         seen.add(fixed["id"])
-        out.append(fixed)
+        fixed["ner_tags"] = [index[tag] for tag in fixed["ner_tags"]]
+        pending.append(fixed)
+        if len(pending) == BATCH_ROWS:
+            batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
+            pending = []
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ReleaseError(
@@ -230,7 +256,15 @@ def normalize_rows(
             "to labels or mapped in label_mapping; any other problem is a bug in the build step, so report it "
             "with the snapshot file."
         )
-    return sorted(out, key=lambda r: (r["doc_id"], r["paragraph"], r["id"]))
+    if not seen:
+        raise ReleaseError(
+            "There are no rows to release: no task has a submitted annotation yet. Annotate and submit some "
+            "tasks in Label Studio, pull a new snapshot, and release again."
+        )
+    if pending:
+        batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
+    table = pa.Table.from_batches(batches, schema=schema).sort_by(_SORT_KEYS)
+    return Prepared(version=version, parent=parent, parent_manifest=parent_manifest, names=names, table=table)
 
 
 def _map_label(label: str, mapping: Mapping[str, str]) -> str:
@@ -280,35 +314,6 @@ def _normalize_row(
     }, ""
 
 
-def build_dataset_dict(
-    rows: Sequence[Mapping[str, Any]], names: Sequence[str], membership: Mapping[str, str]
-) -> DatasetDict:
-    """Normalized rows -> a `DatasetDict` with train and test, tags encoded as ClassLabel ids."""
-    features = release_features(names)
-    index = {name: i for i, name in enumerate(names)}
-    by_split: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
-    for row in rows:
-        by_split[membership[row["doc_id"]]].append({**row, "ner_tags": [index[t] for t in row["ner_tags"]]})
-    # Column-wise, because `Dataset.from_list([])` loses the schema and an empty split must keep it.
-    return DatasetDict(
-        {
-            split: Dataset.from_dict({key: [row[key] for row in part] for key in features}, features=features)
-            for split, part in by_split.items()
-        }
-    )
-
-
-def _parquet_bytes(dataset: Dataset) -> bytes:
-    """The split as parquet, its schema carrying the `huggingface` features metadata (ClassLabel names).
-
-    Written with pyarrow directly: the same table gives the same bytes, with no progress bar on stderr."""
-    table = dataset.data.table
-    table = table.replace_schema_metadata(dataset.features.arrow_schema.metadata)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")
-    return sink.getvalue().to_pybytes()
-
-
 # ---- spaCy and CoNLL ---------------------------------------------------------------------------------------
 
 
@@ -351,17 +356,6 @@ def words_and_spaces(
     return words, spaces, out_tags
 
 
-def _docbin_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """A spaCy DocBin: one Doc per row on a blank vocab, entities from the tags, every human span in
-    `doc.spans["sc"]`, and the row's ids in `doc.user_data` to join back to the parquet."""
-    vocab = Vocab()
-    docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
-    with _msgpack_plugins_looked_up_once():
-        for row in rows:
-            docbin.add(_row_doc(vocab, row))
-        return docbin.to_bytes()
-
-
 @contextlib.contextmanager
 def _msgpack_plugins_looked_up_once() -> Iterator[None]:
     """srsly rebuilds its list of msgpack encoders (scanning importlib entry points and catalogue's whole
@@ -377,10 +371,11 @@ def _msgpack_plugins_looked_up_once() -> Iterator[None]:
             del registry.get_all
 
 
-def _row_doc(vocab: Vocab, row: Mapping[str, Any]) -> Doc:
-    """One row as a Doc: entities from the tags, every human span in `doc.spans["sc"]`, ids in `user_data`."""
+def _row_doc(vocab: Vocab, row: Mapping[str, Any], tags: Sequence[str]) -> Doc:
+    """One row as a Doc on a blank vocab: entities from the tags, every human span in `doc.spans["sc"]`, and the
+    row's ids in `doc.user_data` to join back to the parquet."""
     try:
-        words, spaces, tags = words_and_spaces(row["text"], row["tokens"], row["ner_tags"])
+        words, spaces, tags = words_and_spaces(row["text"], row["tokens"], tags)
         doc = Doc(vocab, words=words, spaces=spaces, ents=tags)
     except ValueError as exc:
         raise ReleaseError(
@@ -402,58 +397,106 @@ def _row_doc(vocab: Vocab, row: Mapping[str, Any]) -> Doc:
     return doc
 
 
-def _conll_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """CoNLL-2003 style: -DOCSTART- per article, `token _ _ tag` lines, a blank line after each paragraph.
+def _conll_block(row: Mapping[str, Any], tags: Sequence[str], new_article: bool) -> str:
+    """One row in CoNLL-2003 style: `token _ _ tag` lines and a blank line, after -DOCSTART- for a new article.
 
     Whitespace-only tokens are left out and whitespace inside a token becomes `_`, so every line has exactly
     four space-separated columns for the readers that split on whitespace."""
-    lines: list[str] = []
-    current_doc = None
-    for row in rows:
-        if row["doc_id"] != current_doc:
-            current_doc = row["doc_id"]
-            lines += ["-DOCSTART- -X- -X- O", ""]
-        body = [f"{'_'.join(token.split())} _ _ {tag}" for token, tag in zip(row["tokens"], row["ner_tags"],
-                                                                            strict=True) if not token.isspace()]
-        if body:
-            lines += [*body, ""]
-    return "\n".join(lines) + "\n"
+    lines = ["-DOCSTART- -X- -X- O", ""] if new_article else []
+    body = [f"{'_'.join(token.split())} _ _ {tag}" for token, tag in zip(row["tokens"], tags, strict=True)
+            if not token.isspace()]
+    if body:
+        lines += [*body, ""]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _write_split(
+    folder: Path, split: str, part: pa.Table, names: Sequence[str], counts: _Counts, keys: _RowKeys
+) -> dict[str, int]:
+    """Write one split's parquet, DocBin and CoNLL files in one pass over its rows, a batch at a time, counting
+    its rows into `counts` and `keys`; return its size in rows and in-memory bytes for the card."""
+    path = folder / parquet_path(split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(part, path, compression="snappy")
+    _fsync_file(path)
+    vocab = Vocab()
+    docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
+    previous_doc = None
+    with (folder / f"{split}.conll").open("w", encoding="utf-8") as conll, _msgpack_plugins_looked_up_once():
+        for batch in part.to_batches(max_chunksize=BATCH_ROWS):
+            for row in batch.to_pylist():
+                tags = [names[i] for i in row["ner_tags"]]
+                docbin.add(_row_doc(vocab, row, tags))
+                conll.write(_conll_block(row, tags, row["doc_id"] != previous_doc))
+                previous_doc = row["doc_id"]
+                counts.add(split, row)
+                keys.add(row["id"], tags, row["spans"])
+        conll.flush()
+        os.fsync(conll.fileno())
+        data = docbin.to_bytes()
+    _write_file(folder / f"{split}.spacy", data)
+    return {"num_examples": part.num_rows, "num_bytes": part.nbytes}
 
 
 # ---- counts and diffs --------------------------------------------------------------------------------------
 
 
-def _counts(rows: Sequence[Mapping[str, Any]], membership: Mapping[str, str], labels: Sequence[str]) -> dict:
-    """Rows, articles, spans, annotators and spans per label, per split and in total."""
+class _Counts:
+    """Rows, articles, spans, annotators and spans per label, per split and in total, counted row by row."""
 
-    def count(part: list[Mapping[str, Any]]) -> dict[str, Any]:
-        per_label = Counter(span["label"] for row in part for span in row["spans"])
-        return {
-            "rows": len(part),
-            "articles": len({row["doc_id"] for row in part}),
-            "spans": sum(per_label.values()),
-            "annotators": len({a for row in part for a in row["annotators"]}),
-            "labels": {label: per_label.get(label, 0) for label in labels}
-            | {label: n for label, n in sorted(per_label.items()) if label not in labels},
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.parts: dict[str, dict[str, Any]] = {
+            name: {"rows": 0, "articles": set(), "annotators": set(), "labels": Counter()}
+            for name in (*SPLITS, "total")
         }
 
-    result = {split: count([r for r in rows if membership[r["doc_id"]] == split]) for split in SPLITS}
-    result["total"] = count(list(rows))
-    return result
+    def add(self, split: str, row: Mapping[str, Any]) -> None:
+        for name in (split, "total"):
+            part = self.parts[name]
+            part["rows"] += 1
+            part["articles"].add(row["doc_id"])
+            part["annotators"].update(row["annotators"])
+            part["labels"].update(span["label"] for span in row["spans"])
+
+    def result(self) -> dict[str, Any]:
+        out = {}
+        for name, part in self.parts.items():
+            per_label: Counter[str] = part["labels"]
+            out[name] = {
+                "rows": part["rows"],
+                "articles": len(part["articles"]),
+                "spans": sum(per_label.values()),
+                "annotators": len(part["annotators"]),
+                "labels": {label: per_label.get(label, 0) for label in self.labels}
+                | {label: n for label, n in sorted(per_label.items()) if label not in self.labels},
+            }
+        return out
 
 
-def _row_key(row: Mapping[str, Any]) -> tuple:
-    """What a row says: its tags and its spans. Two releases disagree on a row when this differs."""
-    spans = tuple(sorted((s["start"], s["end"], s["label"], s["text"]) for s in row["spans"]))
-    return tuple(row["ner_tags"]), spans
+def _row_key(tags: Sequence[str], spans: Iterable[Mapping[str, Any]]) -> bytes:
+    """What a row says, its tags and its spans, as a 16-byte digest: two releases disagree on a row when it
+    differs. A digest rather than the tags themselves keeps a 100k-row diff in a few MB."""
+    said = (tuple(tags), tuple(sorted((s["start"], s["end"], s["label"], s["text"]) for s in spans)))
+    return hashlib.blake2b(repr(said).encode("utf-8"), digest_size=16).digest()
 
 
-def _diff_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+@dataclass
+class _RowKeys:
+    """One side of a diff: every row's key by id, and the spans per label."""
+
+    keys: dict[str, bytes] = field(default_factory=dict)
+    label_counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row_id: str, tags: Sequence[str], spans: Sequence[Mapping[str, Any]]) -> None:
+        self.keys[row_id] = _row_key(tags, spans)
+        self.label_counts.update(span["label"] for span in spans)
+
+
+def _diff(old: _RowKeys, new: _RowKeys) -> dict[str, Any]:
     """Row ids added, removed and changed from `old` to `new`, and span counts per label in both."""
-    a = {row["id"]: _row_key(row) for row in old}
-    b = {row["id"]: _row_key(row) for row in new}
-    count_a = Counter(span[2] for _, spans in a.values() for span in spans)
-    count_b = Counter(span[2] for _, spans in b.values() for span in spans)
+    a, b = old.keys, new.keys
+    count_a, count_b = old.label_counts, new.label_counts
     return {
         "added": sorted(b.keys() - a.keys()),
         "removed": sorted(a.keys() - b.keys()),
@@ -465,23 +508,28 @@ def _diff_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]
     }
 
 
-def _read_rows(folder: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A release's rows from its parquet shards, tags turned back into names."""
+def _release_batches(folder: Path, split: str, columns: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    """A release split's rows, `BATCH_ROWS` at a time, with only `columns` read."""
+    path = folder / parquet_path(split)
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=list(columns)):
+            yield batch.to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise ReleaseError(
+            f"The release {folder.name} cannot be read: {path} is missing or not parquet ({exc}). Run "
+            f"`workbench release verify {folder.name}` to see which files changed."
+        ) from None
+
+
+def _release_keys(folder: Path, manifest: Mapping[str, Any]) -> _RowKeys:
+    """The diff side of an existing release, read from its parquet files a batch at a time."""
     names = manifest["class_label_names"]
-    rows: list[dict[str, Any]] = []
+    keys = _RowKeys()
     for split in SPLITS:
-        path = folder / parquet_path(split)
-        try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise ReleaseError(
-                f"The release {folder.name} cannot be read: {path} is missing or not parquet ({exc}). Run "
-                f"`workbench release verify {folder.name}` to see which files changed."
-            ) from None
-        for row in table.to_pylist():
-            row["ner_tags"] = [names[i] for i in row["ner_tags"]]
-            rows.append(row)
-    return rows
+        for rows in _release_batches(folder, split, ["id", "ner_tags", "spans"]):
+            for row in rows:
+                keys.add(row["id"], [names[i] for i in row["ner_tags"]], row["spans"])
+    return keys
 
 
 # ---- reading releases --------------------------------------------------------------------------------------
@@ -551,17 +599,18 @@ def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[
     """Where the manifest no longer says what the (checksum-verified) data files and the changelog say."""
     found = []
     membership = manifest.get("split", {}).get("membership", {})
-    rows: list[dict[str, Any]] = []
+    counts = _Counts(manifest.get("labels", []))
     for split in SPLITS:
-        table = pq.read_table(folder / parquet_path(split))
-        features = Features.from_arrow_schema(table.schema)
+        schema = pq.read_schema(folder / parquet_path(split))
+        features = Features.from_arrow_schema(schema)
         if list(features["ner_tags"].feature.names) != list(manifest.get("class_label_names", [])):
             found.append(f"its class_label_names differ from the {split} parquet's ClassLabel names")
-        for row in table.select(["doc_id", "spans", "annotators"]).to_pylist():
-            if membership.get(row["doc_id"]) != split:
-                found.append(f"its split membership does not put article {row['doc_id']} in {split}")
-            rows.append(row)
-    if not found and _counts(rows, membership, manifest.get("labels", [])) != manifest.get("counts"):
+        for rows in _release_batches(folder, split, ["doc_id", "spans", "annotators"]):
+            for row in rows:
+                if membership.get(row["doc_id"]) != split:
+                    found.append(f"its split membership does not put article {row['doc_id']} in {split}")
+                counts.add(split, row)
+    if not found and counts.result() != manifest.get("counts"):
         found.append("its counts differ from the counts of the data files")
     changelog = releases_dir / CHANGELOG
     if changelog.is_file():
@@ -575,9 +624,9 @@ def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[
 def diff_releases(releases_dir: Path, a: str, b: str) -> dict[str, Any]:
     """What changed from release `a` to release `b`: row ids added/removed/changed and span counts per label."""
     releases_dir = Path(releases_dir)
-    rows_a = _read_rows(releases_dir / a, read_manifest(releases_dir, a))
-    rows_b = _read_rows(releases_dir / b, read_manifest(releases_dir, b))
-    return {"a": a, "b": b, **_diff_rows(rows_a, rows_b)}
+    keys_a = _release_keys(releases_dir / a, read_manifest(releases_dir, a))
+    keys_b = _release_keys(releases_dir / b, read_manifest(releases_dir, b))
+    return {"a": a, "b": b, **_diff(keys_a, keys_b)}
 
 
 def list_releases(releases_dir: Path) -> list[dict[str, Any]]:
@@ -627,17 +676,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _front_matter(ctx: ReleaseContext, dataset: DatasetDict, sizes: Mapping[str, int]) -> dict[str, Any]:
+def _front_matter(
+    ctx: ReleaseContext, features: Features, splits: Mapping[str, Mapping[str, int]], sizes: Mapping[str, int]
+) -> dict[str, Any]:
     """The card's YAML: what `datasets` reads to load the folder (configs, features, split sizes) and Hub tags."""
-    features = dataset[TRAIN].features
-    splits = [
-        {"name": s, "num_bytes": dataset[s].data.nbytes, "num_examples": dataset[s].num_rows} for s in SPLITS
-    ]
+    split_info = [{"name": s, **splits[s]} for s in SPLITS]
     return {
         "pretty_name": f"{ctx.dataset} {ctx.version}",
         "task_categories": ["token-classification"],
         "task_ids": ["named-entity-recognition"],
-        "size_categories": [card.size_category(sum(dataset[s].num_rows for s in SPLITS))],
+        "size_categories": [card.size_category(sum(s["num_examples"] for s in split_info))],
         "tags": ["ner", "label-studio", "spacy"],
         "configs": [
             {
@@ -648,15 +696,15 @@ def _front_matter(ctx: ReleaseContext, dataset: DatasetDict, sizes: Mapping[str,
         "dataset_info": {
             # Features' own YAML form (what push_to_hub writes), so names and types round-trip exactly.
             "features": features._to_yaml_list(),
-            "splits": splits,
+            "splits": split_info,
             "download_size": sum(sizes.values()),
-            "dataset_size": sum(s["num_bytes"] for s in splits),
+            "dataset_size": sum(s["num_bytes"] for s in split_info),
         },
     }
 
 
-def _file_entry(data: bytes) -> dict[str, Any]:
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -665,6 +713,11 @@ def _write_file(path: Path, data: bytes) -> None:
     with path.open("wb") as handle:
         handle.write(data)
         handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb+") as handle:
         os.fsync(handle.fileno())
 
 
@@ -693,14 +746,6 @@ def _remove_stale_tmp(releases_dir: Path) -> None:
                 shutil.rmtree(child, ignore_errors=True)
 
 
-def _parent_state(releases_dir: Path, parent: Version | None) -> tuple[dict[str, Any] | None, list[dict]]:
-    """The parent's manifest and rows (None, [] for a first release)."""
-    if parent is None:
-        return None, []
-    manifest = read_manifest(releases_dir, str(parent))
-    return manifest, _read_rows(releases_dir / str(parent), manifest)
-
-
 def _check_split_settings(parent_split: Mapping[str, Any], ctx: ReleaseContext) -> None:
     """Changing how articles are split is an explicit choice: refuse a silent change of fraction or seed."""
     before = (parent_split.get("test_fraction"), parent_split.get("seed"))
@@ -713,47 +758,50 @@ def _check_split_settings(parent_split: Mapping[str, Any], ctx: ReleaseContext) 
         )
 
 
-def write_release(releases_dir: Path, rows: Sequence[Mapping[str, Any]], ctx: ReleaseContext) -> Path:
-    """Cut release `ctx.version` from `rows` into `releases_dir/<version>/` and return that folder.
+def write_release(
+    releases_dir: Path, rows: Iterable[Mapping[str, Any]] | Prepared, ctx: ReleaseContext
+) -> Path:
+    """Cut release `ctx.version` from `rows` (or rows already prepared) into `releases_dir/<version>/`.
 
     Refused (ReleaseError, nothing on disk changed) when the version exists or is not above the latest, when a
     parent label vanished without a mapping, or when a row is inconsistent. Splits, ClassLabel ids and the
     changelog entry are all relative to the parent, the latest existing release."""
     releases_dir = Path(releases_dir)
-    parent = check_new_version(releases_dir, ctx.version)
-    parent_manifest, parent_rows = _parent_state(releases_dir, parent)
+    if not isinstance(rows, Prepared):
+        rows = prepare_release(releases_dir, ctx.version, rows, ctx.labels, ctx.label_mapping)
+    if rows.version != ctx.version:
+        raise ValueError(f"rows prepared for release {rows.version} cannot be written as {ctx.version}")
+    parent, parent_manifest, names, table = rows.parent, rows.parent_manifest, rows.names, rows.table
 
-    names = class_label_names(
-        ctx.labels, parent_manifest["class_label_names"] if parent_manifest else None, ctx.label_mapping
-    )
-    clean = normalize_rows(rows, ctx.labels, ctx.label_mapping)
     known = {}
     if parent_manifest and not ctx.resplit:
         parent_split = parent_manifest["split"]
         _check_split_settings(parent_split, ctx)
         known = {**parent_split.get("retired_membership", {}), **parent_split["membership"]}
-    doc_ids = sorted({row["doc_id"] for row in clean})
+    doc_ids = table.column("doc_id").unique().to_pylist()
     membership = assign_splits(doc_ids, test_fraction=ctx.test_fraction, seed=ctx.seed, previous=known)
     retired_membership = {d: s for d, s in sorted(known.items()) if d not in membership}
     _check_both_splits(membership)
-    by_split = {split: [row for row in clean if membership[row["doc_id"]] == split] for split in SPLITS}
+    old_keys = _release_keys(releases_dir / str(parent), parent_manifest) if parent_manifest else _RowKeys()
 
-    dataset = build_dataset_dict(clean, names, membership)
-    files: dict[str, bytes] = {}
-    for split in SPLITS:
-        files[parquet_path(split)] = _parquet_bytes(dataset[split])
-    for split in SPLITS:
-        files[f"{split}.spacy"] = _docbin_bytes(by_split[split])
-        files[f"{split}.conll"] = _conll_text(by_split[split]).encode("utf-8")
+    counts, new_keys, splits = _Counts(ctx.labels), _RowKeys(), {}
+    with _staging_folder(releases_dir, ctx.version) as folder:
+        for split in SPLITS:
+            members = pa.array(sorted(d for d, s in membership.items() if s == split), pa.string())
+            part = table.filter(pc.is_in(table.column("doc_id"), value_set=members))
+            splits[split] = _write_split(folder, split, part, names, counts, new_keys)
+            del part
+        manifest = _manifest(
+            ctx, names, membership, retired_membership, counts.result(), parent, _diff(old_keys, new_keys)
+        )
+        data_files = {path: _file_entry(folder / path) for path in (parquet_path(s) for s in SPLITS)}
+        front = _front_matter(ctx, release_features(names), splits, {p: e["size"] for p, e in data_files.items()})
+        _write_file(folder / CARD, card.render_card(front, manifest, data_files).encode("utf-8"))
+        written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        manifest["files"] = {relpath: _file_entry(folder / relpath) for relpath in written}
+        _write_file(folder / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
-    diff = _diff_rows(parent_rows, clean)
-    manifest = _manifest(ctx, names, membership, retired_membership, clean, parent, diff)
-    data_files = {path: _file_entry(files[path]) for path in (parquet_path(s) for s in SPLITS)}
-    front = _front_matter(ctx, dataset, {p: e["size"] for p, e in data_files.items()})
-    files[CARD] = card.render_card(front, manifest, data_files).encode("utf-8")
-    manifest["files"] = {path: _file_entry(data) for path, data in sorted(files.items())}
-
-    target = _publish(releases_dir, ctx.version, files, manifest)
+    target = releases_dir / ctx.version
     try:
         _update_changelog(releases_dir, ctx.dataset)
     except OSError as exc:
@@ -781,7 +829,7 @@ def _manifest(
     names: Sequence[str],
     membership: Mapping[str, str],
     retired_membership: Mapping[str, str],
-    rows: Sequence[Mapping[str, Any]],
+    counts: Mapping[str, Any],
     parent: Version | None,
     diff: Mapping[str, Any],
 ) -> dict[str, Any]:
@@ -793,7 +841,7 @@ def _manifest(
         "parent": str(parent) if parent else None,
         "created_at": ctx.created_at or _now(),
         "files": {},
-        "counts": _counts(rows, membership, ctx.labels),
+        "counts": dict(counts),
         "labels": list(ctx.labels),
         "class_label_names": list(names),
         "retired_labels": [label for label in _labels_of(names) if label not in ctx.labels],
@@ -832,17 +880,17 @@ def _manifest(
     }
 
 
-def _publish(releases_dir: Path, version: str, files: Mapping[str, bytes], manifest: Mapping[str, Any]) -> Path:
-    """Write the files into `.<version>.tmp-<pid>` and rename it to `<version>` in one step."""
+@contextlib.contextmanager
+def _staging_folder(releases_dir: Path, version: str) -> Iterator[Path]:
+    """A hidden `.<version>.tmp-<pid>` folder to write the release into, renamed to `<version>` in one step when
+    the block ends and removed if it fails, so a release folder is either complete or absent."""
     releases_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(releases_dir)
     target = releases_dir / version
     tmp = releases_dir / f".{version}.tmp-{os.getpid()}"
     try:
         tmp.mkdir()
-        for relpath, data in files.items():
-            _write_file(tmp / relpath, data)
-        _write_file(tmp / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        yield tmp
         _fsync_dir(tmp / "data")
         _fsync_dir(tmp)
         try:
@@ -856,7 +904,6 @@ def _publish(releases_dir: Path, version: str, files: Mapping[str, bytes], manif
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 # ---- changelog ---------------------------------------------------------------------------------------------

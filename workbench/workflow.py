@@ -17,14 +17,14 @@ from typing import Any
 
 from workbench import __version__, server
 from workbench.articles import Corpus, read_corpus
-from workbench.build import Build, build_rows
+from workbench.build import Build, RowBuilder, build_rows
 from workbench.errors import ReleaseError
 from workbench.labelstudio import LabelStudio
 from workbench.preannotate import PreannotationSummary, load_ner_pipeline, preannotate
 from workbench.project import Project, read_json
 from workbench.pull import Snapshot, check_same_project, iter_export, latest_snapshot, pull, recorded_project_id
 from workbench.push import PushSummary, push
-from workbench.release import ReleaseContext, check_new_version, write_release
+from workbench.release import ReleaseContext, check_new_version, prepare_release, write_release
 
 Progress = Callable[[int], None]
 
@@ -109,27 +109,36 @@ class ReleaseResult:
 
 
 def do_release(project: Project, version: str) -> ReleaseResult:
-    """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/."""
+    """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/.
+
+    Rows stream from the snapshot through the build into the release's columns, so memory stays flat however
+    large the project; the build's figures, known once every row has passed, go into the manifest."""
+    config = project.config
     with project.lock("workbench release"):
         check_new_version(project.releases_dir, version)  # a bad version is said before minutes of work
-        snapshot, build = do_build(project)
-        if not build.rows:
-            raise ReleaseError(
-                f"The snapshot {snapshot.path.name} has no task with a submitted annotation "
-                f"({build.tasks} tasks: {dict(build.excluded)}), so release {version} would be empty. Annotate "
-                "in Label Studio, run `workbench pull`, then release."
-            )
-        project_title = project.config.labelstudio.project_title
+        snapshot = latest_snapshot(project)
+        nlp, model_version = load_ner_pipeline(config.model.name)
+        builder = RowBuilder(config, nlp.tokenizer)
+        rows = builder.rows(snapshot.tasks_iter())
+        try:
+            prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
+        except ReleaseError:
+            if builder.tasks:  # the rows were read: a region that cannot be kept, or no rows at all, says more
+                _refuse_empty(snapshot, builder.finish(), version)
+            raise
+        build = builder.finish()
+        build.model_versions = build.model_versions or [model_version]
+        _refuse_empty(snapshot, build, version)
         ctx = ReleaseContext.from_config(
-            project.config,
+            config,
             version=version,
             snapshot_name=snapshot.path.name,
             snapshot_sha256=snapshot.sha256,
             snapshot_time=snapshot.pulled_at,
             labelstudio_version=snapshot.label_studio_version,
             labelstudio_project_id=snapshot.project_id,
-            labelstudio_project_title=project_title,
-            model_name=project.config.model.name,
+            labelstudio_project_title=config.labelstudio.project_title,
+            model_name=config.model.name,
             model_version=", ".join(build.model_versions),
             workbench_version=__version__,
             git_commit=git_commit(project.root),
@@ -139,8 +148,17 @@ def do_release(project: Project, version: str) -> ReleaseResult:
             excluded_no_annotation=build.excluded.get("no_annotation", 0),
             excluded_only_skipped=build.excluded.get("skipped", 0),
         )
-        path = write_release(project.releases_dir, build.rows, ctx)
+        path = write_release(project.releases_dir, prepared, ctx)
     return ReleaseResult(path=path, snapshot=snapshot, build=build)
+
+
+def _refuse_empty(snapshot: Snapshot, build: Build, version: str) -> None:
+    if not build.row_count:
+        raise ReleaseError(
+            f"The snapshot {snapshot.path.name} has no task with a submitted annotation "
+            f"({build.tasks} tasks: {dict(build.excluded)}), so release {version} would be empty. Annotate "
+            "in Label Studio, run `workbench pull`, then release."
+        )
 
 
 def git_commit(root: Path) -> str:
