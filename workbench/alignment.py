@@ -7,10 +7,12 @@ human span is a whole number of tokens and `tokens`/`ner_tags` decode back to ex
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from spacy.attrs import IDX, LENGTH, SPACY
 from spacy.tokens import Doc
 
 from workbench.records import Span
@@ -57,17 +59,20 @@ def align(
     spaces: list[bool] = []
     starts: list[int] = []
     split_tokens = 0
-    for token in tokenizer(text):
-        begin, end = token.idx, token.idx + len(token.text)
-        cuts = [edge for edge in boundaries if begin < edge < end]
-        if cuts:
+    doc = tokenizer(text)
+    # Read offsets as one array: creating a Token object per token costs more than the rest of the loop.
+    for begin, length, space in doc.to_array([IDX, LENGTH, SPACY]).tolist() if len(doc) else []:
+        end = begin + length
+        first = bisect_right(boundaries, begin)  # the span edges strictly inside the token
+        last = bisect_left(boundaries, end, first)
+        if first < last:
             split_tokens += 1
-        pieces = [begin, *cuts, end]
+        pieces = [begin, *boundaries[first:last], end]
         for left, right in zip(pieces, pieces[1:], strict=False):
             tokens.append(text[left:right])
             spaces.append(False)
             starts.append(left)
-        spaces[-1] = bool(token.whitespace_)
+        spaces[-1] = bool(space)
 
     tagged, conflicts = choose_tagged(spans, overlap=overlap)
     tags = ["O"] * len(tokens)
