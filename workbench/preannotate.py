@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
+from workbench.parallel import MAX_PROCESSES, usable_cores
 from workbench.project import Project
 from workbench.records import Paragraph, Prediction, Span, stable_hash
 
@@ -27,7 +28,6 @@ PARALLEL_MIN_CHARS = 100_000
 # each imports spaCy and unpickles it again (~1.5 s), so two processes only pay off on more text (1,000
 # paragraphs: 3.7 s in one process, 3.9 s in two spawned, 2.3 s in two forked).
 PARALLEL_MIN_CHARS_NO_FORK = 600_000
-MAX_PROCESSES = 4
 # With several processes a batch is also the unit of work handed to a worker, and the last batches run alone:
 # small ones keep every worker busy to the end (2 processes: at 1k paragraphs 64 is ~4% faster than 256, at
 # 10k-100k they are level, 1000 fell to ~13k words/s against ~18k; in one process the size makes no difference).
@@ -131,7 +131,7 @@ def choose_processes(setting: int | str, total_chars: int) -> int:
     forked = _start_method() == "fork"
     if total_chars < (PARALLEL_MIN_CHARS if forked else PARALLEL_MIN_CHARS_NO_FORK):
         return 1
-    return max(1, min(_usable_cores(), MAX_PROCESSES))
+    return max(1, min(usable_cores(), MAX_PROCESSES))
 
 
 def choose_batch_size(setting: int, processes: int) -> int:
@@ -142,14 +142,6 @@ def choose_batch_size(setting: int, processes: int) -> int:
 def _start_method() -> str:
     """How spaCy's workers will start (multiprocessing's default), without fixing it as a side effect."""
     return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (CPU affinity, as a container sets it), not every core of the host."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def preannotate(

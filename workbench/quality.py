@@ -7,7 +7,6 @@ spaCy's scorer. Every result is a plain JSON-able dict with floats rounded to 4 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from itertools import combinations
 from typing import Any
@@ -43,6 +42,15 @@ class AgreementTally:
             for label in sorted({key[2] for key in gold | cand}):
                 self.per_label.setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
 
+    def merge(self, other: AgreementTally) -> None:
+        """Add another tally's counts (of other tasks) to this one."""
+        self.overall += other.overall
+        for label, score in other.per_label.items():
+            self.per_label[label] = self.per_label.get(label, PRFScore()) + score
+        self.compared += other.compared
+        self.pairs += other.pairs
+        self.identical += other.identical
+
     def result(self) -> dict[str, Any]:
         return {
             "tasks_compared": self.compared,
@@ -68,31 +76,57 @@ def agreement(tasks: Iterable[Sequence[Annotation]], labels: Sequence[str]) -> d
 
 
 class QualityTally:
-    """Pre-annotation quality, counted one paragraph at a time (see `prediction_quality`)."""
+    """Pre-annotation quality, counted one paragraph at a time (see `prediction_quality`); plain dicts, so a
+    worker process can send its tally back to be merged."""
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
-        self.overall: dict[str, PRFScore] = defaultdict(PRFScore)
-        self.per_label: dict[str, dict[str, PRFScore]] = defaultdict(lambda: {label: PRFScore() for label in labels})
-        self.support: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(labels, 0))
-        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BUCKETS, 0))
-        self.tasks: dict[str, int] = defaultdict(int)
-        self.sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.overall: dict[str, PRFScore] = {}
+        self.per_label: dict[str, dict[str, PRFScore]] = {}
+        self.support: dict[str, dict[str, int]] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self.tasks: dict[str, int] = {}
+        self.sizes: dict[str, list[int]] = {}
+
+    def _start(self, version: str) -> None:
+        if version not in self.tasks:
+            self.overall[version] = PRFScore()
+            self.per_label[version] = {label: PRFScore() for label in self.labels}
+            self.support[version] = dict.fromkeys(self.labels, 0)
+            self.counts[version] = dict.fromkeys(BUCKETS, 0)
+            self.tasks[version] = 0
+            self.sizes[version] = [0, 0]
 
     def add(self, version: str, predicted: Sequence[Span], human: Sequence[Span]) -> None:
         """Score one paragraph's predictions (of model `version`) against its final human spans."""
+        self._start(version)
         cand, gold = _keys(predicted), _keys(human)
         self.tasks[version] += 1
         self.sizes[version][0] += len(cand)
         self.sizes[version][1] += len(gold)
         self.overall[version].score_set(cand, gold)
+        per_label = self.per_label[version]
         for label in sorted({key[2] for key in cand | gold}):
-            self.per_label[version].setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
+            per_label.setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
         support = self.support[version]
         for key in gold:
             support[key[2]] = support.get(key[2], 0) + 1
         for bucket, found in match_spans(predicted, human).items():
             self.counts[version][bucket] += len(found)
+
+    def merge(self, other: QualityTally) -> None:
+        """Add another tally's counts (of other paragraphs) to this one."""
+        for version in other.tasks:
+            self._start(version)
+            self.overall[version] += other.overall[version]
+            for label, score in other.per_label[version].items():
+                self.per_label[version][label] = self.per_label[version].get(label, PRFScore()) + score
+            for label, n in other.support[version].items():
+                self.support[version][label] = self.support[version].get(label, 0) + n
+            for bucket, n in other.counts[version].items():
+                self.counts[version][bucket] += n
+            self.tasks[version] += other.tasks[version]
+            self.sizes[version] = [a + b for a, b in zip(self.sizes[version], other.sizes[version], strict=True)]
 
     def versions(self) -> list[str]:
         return sorted(self.tasks)
@@ -144,11 +178,15 @@ def match_spans(predicted: Sequence[Span], human: Sequence[Span]) -> dict[str, l
     Within a step, pairs with the larger character overlap go first, then by position. Duplicates count once.
     Pair buckets hold `(predicted, human)` tuples; `added` holds human spans, `deleted` predicted ones.
     """
-    preds = sorted({_key(span): span for span in predicted}.values())
-    humans = sorted({_key(span): span for span in human}.values())
+    by_key = {_key(span): span for span in predicted}
+    human_by_key = {_key(span): span for span in human}
     buckets: dict[str, list[Any]] = {bucket: [] for bucket in BUCKETS}
+    # Exact matches pair one to one whatever the order (keys are unique on each side), so they are found by key;
+    # only what is left goes through the pairwise steps (most paragraphs: a handful of spans or none).
+    buckets["accepted"] = [(by_key[key], human_by_key[key]) for key in sorted(by_key.keys() & human_by_key.keys())]
+    preds = sorted(span for key, span in by_key.items() if key not in human_by_key)
+    humans = sorted(span for key, span in human_by_key.items() if key not in by_key)
     steps: list[tuple[str, Callable[[Span, Span], bool]]] = [
-        ("accepted", lambda p, h: _key(p) == _key(h)),
         ("relabelled", lambda p, h: (p.start, p.end) == (h.start, h.end) and p.label != h.label),
         ("rebounded", lambda p, h: p.label == h.label and _overlap(p, h) > 0),
         ("changed", lambda p, h: _overlap(p, h) > 0),

@@ -38,6 +38,7 @@ from spacy.vocab import Vocab
 from workbench import card
 from workbench.config import Config
 from workbench.errors import ReleaseError
+from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.project import atomic_write_bytes, file_sha256
 from workbench.splits import SPLITS, assign_splits
 
@@ -203,25 +204,32 @@ BATCH_ROWS = 1000
 _SORT_KEYS = [("doc_id", "ascending"), ("paragraph", "ascending"), ("id", "ascending")]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prepared:
-    """A release's rows checked, label-mapped and sorted, column-wise in Arrow; nothing written yet.
+    """A release's rows checked and label-mapped, column-wise in Arrow; nothing written yet.
 
     Made by `prepare_release` before the release's figures are known, so that rows can stream from the
-    build straight into columns; `write_release` then writes it."""
+    build straight into columns; `write_release` then writes it, once."""
 
     version: str
     parent: Version | None
     parent_manifest: dict[str, Any] | None
     names: list[str]
-    table: pa.Table
+    table: pa.Table | None
+
+    def take_table(self) -> pa.Table:
+        """The rows, handed over once, so the writer can free them as soon as the parquet files hold them."""
+        table, self.table = self.table, None
+        if table is None:
+            raise ValueError(f"the rows prepared for release {self.version} were already written")
+        return table
 
 
 def prepare_release(
     releases_dir: Path, version: str, rows: Iterable[Mapping[str, Any]], labels: Sequence[str],
     label_mapping: Mapping[str, str],
 ) -> Prepared:
-    """Check the version, then every row (see `_normalize_row`), and hold them sorted by (doc_id, paragraph, id).
+    """Check the version, then every row (see `_normalize_row`), and hold them column-wise, tags as ClassLabel ids.
 
     The release refuses rather than repairs: a span whose text does not match its offsets, or a tag of an
     unknown label, means an earlier stage has a bug that a trained model would inherit."""
@@ -231,20 +239,25 @@ def prepare_release(
     names = class_label_names(labels, parent_manifest["class_label_names"] if parent_manifest else None, label_mapping)
     schema = release_features(names).arrow_schema
     index = {name: i for i, name in enumerate(names)}
+    # The ids of tags already in final form; tags to be mapped, or of unknown labels, go the slow way once.
+    tag_ids = {
+        name: i
+        for i, name in enumerate(names)
+        if name == "O" or (name[2:] in labels and name[2:] not in label_mapping)
+    }
     known = set(labels)
     problems: list[str] = []
     seen: set[str] = set()
     batches: list[pa.RecordBatch] = []
     pending: list[dict[str, Any]] = []
     for row in rows:
-        fixed, problem = _normalize_row(row, known, label_mapping)
+        fixed, problem = _normalize_row(row, known, label_mapping, index, tag_ids)
         if fixed is None:
             problems.append(problem)
             continue
         if fixed["id"] in seen:
             problems.append(f"row {fixed['id']!r} appears twice")
         seen.add(fixed["id"])
-        fixed["ner_tags"] = [index[tag] for tag in fixed["ner_tags"]]
         pending.append(fixed)
         if len(pending) == BATCH_ROWS:
             batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
@@ -263,7 +276,7 @@ def prepare_release(
         )
     if pending:
         batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
-    table = pa.Table.from_batches(batches, schema=schema).sort_by(_SORT_KEYS)
+    table = pa.Table.from_batches(batches, schema=schema)
     return Prepared(version=version, parent=parent, parent_manifest=parent_manifest, names=names, table=table)
 
 
@@ -272,33 +285,46 @@ def _map_label(label: str, mapping: Mapping[str, str]) -> str:
 
 
 def _normalize_row(
-    row: Mapping[str, Any], known: set[str], mapping: Mapping[str, str]
+    row: Mapping[str, Any],
+    known: set[str],
+    mapping: Mapping[str, str],
+    names: Mapping[str, int],
+    tag_ids: dict[str, int],
 ) -> tuple[dict[str, Any] | None, str]:
-    """One row checked and label-mapped, or the reason it cannot be released."""
+    """One row checked and label-mapped, its tags as ClassLabel ids, or the reason it cannot be released.
+
+    `names` gives each ClassLabel name's id; `tag_ids` maps every tag met so far that is valid and known to the
+    id of its mapped form, and grows as new tags are met, so a row of known tags costs one lookup per token."""
     rid = row.get("id", "?")
     missing = [key for key in _ROW_KEYS if key not in row]
     if missing:
         return None, f"row {rid!r} lacks {', '.join(missing)}"
-    text, tokens = row["text"], list(row["tokens"])
-    tags = []
-    for tag in row["ner_tags"]:
-        if tag == "O":
-            tags.append(tag)
-        elif isinstance(tag, str) and tag[:2] in ("B-", "I-"):
-            tags.append(tag[:2] + _map_label(tag[2:], mapping))
-        else:
-            return None, f"row {rid!r} has tag {tag!r}, which is not IOB2 (O, B-LABEL or I-LABEL)"
-    if len(tags) != len(tokens):
-        return None, f"row {rid!r} has {len(tokens)} tokens but {len(tags)} tags"
+    text, tokens, raw_tags = row["text"], list(row["tokens"]), row["ner_tags"]
+    unknown: set[str] = set()
+    try:
+        ids = [tag_ids[tag] for tag in raw_tags]
+    except (KeyError, TypeError):  # a tag not met before (or not a string): check each
+        ids = []
+        for tag in raw_tags:
+            if not isinstance(tag, str) or not (tag == "O" or tag[:2] in ("B-", "I-")):
+                return None, f"row {rid!r} has tag {tag!r}, which is not IOB2 (O, B-LABEL or I-LABEL)"
+            mapped = tag if tag == "O" else tag[:2] + _map_label(tag[2:], mapping)
+            if mapped != "O" and mapped[2:] not in known:
+                unknown.add(mapped[2:])
+            elif tag not in tag_ids:
+                tag_ids[tag] = names[mapped]
+            ids.append(tag_ids.get(tag, -1))
+    if len(ids) != len(tokens):
+        return None, f"row {rid!r} has {len(tokens)} tokens but {len(ids)} tags"
     spans = []
     for span in row["spans"]:
         start, end, label = int(span["start"]), int(span["end"]), _map_label(span["label"], mapping)
         if not (0 <= start < end <= len(text)) or text[start:end] != span["text"]:
             return None, f"row {rid!r} has span {span!r} whose text is not text[start:end]"
         spans.append({"start": start, "end": end, "label": label, "text": span["text"]})
-    unknown = sorted(({t[2:] for t in tags if t != "O"} | {s["label"] for s in spans}) - known)
+    unknown |= {s["label"] for s in spans} - known
     if unknown:
-        return None, f"row {rid!r} uses label(s) {', '.join(unknown)} not in the config's labels"
+        return None, f"row {rid!r} uses label(s) {', '.join(sorted(unknown))} not in the config's labels"
     spans.sort(key=lambda s: (s["start"], s["end"], s["label"]))
     return {
         "id": str(row["id"]),
@@ -306,7 +332,7 @@ def _normalize_row(
         "paragraph": int(row["paragraph"]),
         "text": text,
         "tokens": tokens,
-        "ner_tags": tags,
+        "ner_tags": ids,
         "spans": spans,
         "task_id": int(row["task_id"]),
         "annotation_ids": [int(a) for a in row["annotation_ids"]],
@@ -410,32 +436,93 @@ def _conll_block(row: Mapping[str, Any], tags: Sequence[str], new_article: bool)
     return "".join(f"{line}\n" for line in lines)
 
 
-def _write_split(
-    folder: Path, split: str, part: pa.Table, names: Sequence[str], counts: _Counts, keys: _RowKeys
-) -> dict[str, int]:
-    """Write one split's parquet, DocBin and CoNLL files in one pass over its rows, a batch at a time, counting
-    its rows into `counts` and `keys`; return its size in rows and in-memory bytes for the card."""
+def _write_parquet(folder: Path, split: str, part: pa.Table) -> dict[str, int]:
+    """Write a split's rows as its parquet file; return its size in rows and in-memory bytes for the card."""
     path = folder / parquet_path(split)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(part, path, compression="snappy")
     _fsync_file(path)
+    return {"num_examples": part.num_rows, "num_bytes": part.nbytes}
+
+
+# A split's DocBin and CoNLL text are made in shards of this many rows, in worker processes from
+# PARALLEL_MIN_ROWS rows; shards are joined in order (DocBin.merge), so the files do not depend on the sharding.
+SHARD_ROWS = 5_000
+PARALLEL_MIN_ROWS = 4_000
+# The split tables while their spaCy and CoNLL files are made: forked workers inherit them, nothing is pickled.
+_parts: dict[str, pa.Table] = {}
+
+
+@dataclass
+class _Shard:
+    """One shard's DocBin (bytes) and CoNLL text, and its rows counted for the manifest and the diff."""
+
+    docbin: bytes
+    conll: str
+    counts: _Counts
+    keys: _RowKeys
+
+
+def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
+    """Rows `start:stop` of a split (in `_parts`) as DocBin and CoNLL text."""
+    split, start, stop, names, labels = job
+    table = _parts[split]
+    previous_doc = table.column("doc_id")[start - 1].as_py() if start else None
     vocab = Vocab()
     docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
-    previous_doc = None
-    with (folder / f"{split}.conll").open("w", encoding="utf-8") as conll, _msgpack_plugins_looked_up_once():
-        for batch in part.to_batches(max_chunksize=BATCH_ROWS):
+    counts, keys, conll = _Counts(labels), _RowKeys(), []
+    with _msgpack_plugins_looked_up_once():
+        for batch in table.slice(start, stop - start).to_batches(max_chunksize=BATCH_ROWS):
             for row in batch.to_pylist():
                 tags = [names[i] for i in row["ner_tags"]]
                 docbin.add(_row_doc(vocab, row, tags))
-                conll.write(_conll_block(row, tags, row["doc_id"] != previous_doc))
+                conll.append(_conll_block(row, tags, row["doc_id"] != previous_doc))
                 previous_doc = row["doc_id"]
                 counts.add(split, row)
                 keys.add(row["id"], tags, row["spans"])
-        conll.flush()
-        os.fsync(conll.fileno())
         data = docbin.to_bytes()
-    _write_file(folder / f"{split}.spacy", data)
-    return {"num_examples": part.num_rows, "num_bytes": part.nbytes}
+    return _Shard(docbin=data, conll="".join(conll), counts=counts, keys=keys)
+
+
+def _write_spacy_and_conll(
+    folder: Path, parts: dict[str, pa.Table], names: Sequence[str], counts: _Counts, keys: _RowKeys
+) -> None:
+    """Write every split's DocBin and CoNLL file, shard by shard, counting the rows into `counts` and `keys`.
+
+    Takes the tables out of `parts` and lets them go before the DocBins are serialized, the peak of a release."""
+    jobs = [
+        (split, start, min(start + SHARD_ROWS, table.num_rows), list(names), counts.labels)
+        for split, table in parts.items()
+        for start in range(0, table.num_rows, SHARD_ROWS)
+    ]
+    processes = choose_processes(sum(table.num_rows for table in parts.values()), PARALLEL_MIN_ROWS)
+    docbins = {split: DocBin(attrs=DOCBIN_ATTRS, store_user_data=True) for split in parts}
+    _parts.update(parts)
+    parts.clear()
+    try:
+        with contextlib.ExitStack() as stack:
+            if processes > 1:
+                pool = stack.enter_context(fork_pool(processes))
+                _parts.clear()  # the workers have their own (copy-on-write) view of the tables from here on
+                pa.default_memory_pool().release_unused()
+                shards: Iterator[_Shard] = ordered_map(pool, _make_shard, jobs, processes)
+            else:
+                shards = map(_make_shard, jobs)
+            conll = {split: stack.enter_context((folder / f"{split}.conll").open("w", encoding="utf-8"))
+                     for split in docbins}
+            for (split, *_), shard in zip(jobs, shards, strict=True):
+                docbins[split].merge(DocBin(attrs=DOCBIN_ATTRS, store_user_data=True).from_bytes(shard.docbin))
+                conll[split].write(shard.conll)
+                counts.merge(shard.counts)
+                keys.merge(shard.keys)
+            for handle in conll.values():
+                handle.flush()
+                os.fsync(handle.fileno())
+    finally:
+        _parts.clear()
+    pa.default_memory_pool().release_unused()
+    for split in list(docbins):
+        _write_file(folder / f"{split}.spacy", docbins.pop(split).to_bytes())
 
 
 # ---- counts and diffs --------------------------------------------------------------------------------------
@@ -458,6 +545,14 @@ class _Counts:
             part["articles"].add(row["doc_id"])
             part["annotators"].update(row["annotators"])
             part["labels"].update(span["label"] for span in row["spans"])
+
+    def merge(self, other: _Counts) -> None:
+        for name, part in other.parts.items():
+            mine = self.parts[name]
+            mine["rows"] += part["rows"]
+            mine["articles"] |= part["articles"]
+            mine["annotators"] |= part["annotators"]
+            mine["labels"].update(part["labels"])
 
     def result(self) -> dict[str, Any]:
         out = {}
@@ -492,6 +587,10 @@ class _RowKeys:
         self.keys[row_id] = _row_key(tags, spans)
         self.label_counts.update(span["label"] for span in spans)
 
+    def merge(self, other: _RowKeys) -> None:
+        self.keys.update(other.keys)
+        self.label_counts.update(other.label_counts)
+
 
 def _diff(old: _RowKeys, new: _RowKeys) -> dict[str, Any]:
     """Row ids added, removed and changed from `old` to `new`, and span counts per label in both."""
@@ -508,11 +607,14 @@ def _diff(old: _RowKeys, new: _RowKeys) -> dict[str, Any]:
     }
 
 
-def _release_batches(folder: Path, split: str, columns: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
-    """A release split's rows, `BATCH_ROWS` at a time, with only `columns` read."""
+def _release_batches(
+    folder: Path, split: str, columns: Sequence[str] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """A release split's rows, `BATCH_ROWS` at a time, with only `columns` read (all by default)."""
     path = folder / parquet_path(split)
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=list(columns)):
+        wanted = list(columns) if columns is not None else None
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=wanted):
             yield batch.to_pylist()
     except (OSError, pa.ArrowException) as exc:
         raise ReleaseError(
@@ -771,7 +873,7 @@ def write_release(
         rows = prepare_release(releases_dir, ctx.version, rows, ctx.labels, ctx.label_mapping)
     if rows.version != ctx.version:
         raise ValueError(f"rows prepared for release {rows.version} cannot be written as {ctx.version}")
-    parent, parent_manifest, names, table = rows.parent, rows.parent_manifest, rows.names, rows.table
+    parent, parent_manifest, names, table = rows.parent, rows.parent_manifest, rows.names, rows.take_table()
 
     known = {}
     if parent_manifest and not ctx.resplit:
@@ -786,11 +888,14 @@ def write_release(
 
     counts, new_keys, splits = _Counts(ctx.labels), _RowKeys(), {}
     with _staging_folder(releases_dir, ctx.version) as folder:
+        order = pc.sort_indices(table, sort_keys=_SORT_KEYS)
+        parts = {}
         for split in SPLITS:
             members = pa.array(sorted(d for d, s in membership.items() if s == split), pa.string())
-            part = table.filter(pc.is_in(table.column("doc_id"), value_set=members))
-            splits[split] = _write_split(folder, split, part, names, counts, new_keys)
-            del part
+            parts[split] = table.take(order.filter(pc.take(pc.is_in(table.column("doc_id"), value_set=members), order)))
+            splits[split] = _write_parquet(folder, split, parts[split])
+        del table, order
+        _write_spacy_and_conll(folder, parts, names, counts, new_keys)
         manifest = _manifest(
             ctx, names, membership, retired_membership, counts.result(), parent, _diff(old_keys, new_keys)
         )

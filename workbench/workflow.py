@@ -17,9 +17,10 @@ from typing import Any
 
 from workbench import __version__, server
 from workbench.articles import Corpus, read_corpus
-from workbench.build import Build, RowBuilder, build_rows
+from workbench.build import PARALLEL_MIN_TASKS, Build, RowBuilder, build_rows
 from workbench.errors import ReleaseError
 from workbench.labelstudio import LabelStudio
+from workbench.parallel import choose_processes
 from workbench.preannotate import PreannotationSummary, load_ner_pipeline, preannotate
 from workbench.project import Project, read_json
 from workbench.pull import Snapshot, check_same_project, iter_export, latest_snapshot, pull, recorded_project_id
@@ -96,7 +97,8 @@ def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapsh
     """
     snapshot = snapshot or latest_snapshot(project)
     nlp, version = load_ner_pipeline(project.config.model.name)
-    build = build_rows(snapshot.tasks_iter(), project.config, nlp.tokenizer)
+    processes = choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS)
+    build = build_rows(snapshot.tasks_iter(), project.config, nlp.tokenizer, processes=processes)
     build.model_versions = build.model_versions or [version]
     return snapshot, build
 
@@ -119,7 +121,7 @@ def do_release(project: Project, version: str) -> ReleaseResult:
         snapshot = latest_snapshot(project)
         nlp, model_version = load_ner_pipeline(config.model.name)
         builder = RowBuilder(config, nlp.tokenizer)
-        rows = builder.rows(snapshot.tasks_iter())
+        rows = builder.rows(snapshot.tasks_iter(), processes=choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS))
         try:
             prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
         except ReleaseError:

@@ -239,6 +239,18 @@ def test_same_input_gives_byte_identical_files(tmp_path: Path) -> None:
     assert read_manifest(a.parent, "1.0.0")["files"] == read_manifest(b.parent, "1.0.0")["files"]
 
 
+def test_files_do_not_depend_on_batches_shards_or_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = write_release(tmp_path / "whole", corpus(), ctx("1.0.0"))
+    monkeypatch.setattr(release, "BATCH_ROWS", 2)  # rows reach Arrow two at a time
+    monkeypatch.setattr(release, "SHARD_ROWS", 3)  # DocBins and CoNLL made three rows at a time, then joined
+    monkeypatch.setattr(release, "PARALLEL_MIN_ROWS", 1)  # in worker processes where there are cores
+    sharded = write_release(tmp_path / "sharded", corpus(), ctx("1.0.0"))
+    assert tree_digest(sharded) == tree_digest(whole)
+    assert verify_release(sharded.parent, "1.0.0") == []
+
+
 # ---- immutability and versions -----------------------------------------------------------------------------
 
 
