@@ -75,14 +75,14 @@ def _project() -> Project:
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[Callable[[int], None] | None]:
+def _progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None] | None]:
     if state.quiet or not sys.stderr.isatty():
         yield None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed}/s"),
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(description, total=None)
+        task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
 
@@ -174,7 +174,8 @@ def release(
             raise typer.Exit(2)
         _verify(project, verify_version)
         return
-    result = _guarded(lambda: workflow.do_release(project, version))
+    with _progress("building rows from tasks") as progress:
+        result = _guarded(lambda: workflow.do_release(project, version, progress=progress))
     excluded = dict(result.build.excluded)
     out.print(
         f"Release {version}: {result.build.row_count} rows from {result.snapshot.path.name} -> {result.path}\n"

@@ -10,10 +10,10 @@ import os
 import subprocess
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from workbench import __version__, server
 from workbench.articles import Corpus, read_corpus
@@ -28,6 +28,7 @@ from workbench.push import PushSummary, push
 from workbench.release import ReleaseContext, check_new_version, prepare_release, write_release
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 def client_for(project: Project) -> LabelStudio:
@@ -110,7 +111,7 @@ class ReleaseResult:
     build: Build
 
 
-def do_release(project: Project, version: str) -> ReleaseResult:
+def do_release(project: Project, version: str, *, progress: Progress | None = None) -> ReleaseResult:
     """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/.
 
     Rows stream from the snapshot through the build into the release's columns, so memory stays flat however
@@ -121,7 +122,8 @@ def do_release(project: Project, version: str) -> ReleaseResult:
         snapshot = latest_snapshot(project)
         nlp, model_version = load_ner_pipeline(config.model.name)
         builder = RowBuilder(config, nlp.tokenizer)
-        rows = builder.rows(snapshot.tasks_iter(), processes=choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS))
+        tasks = _counted(snapshot.tasks_iter(), progress)
+        rows = builder.rows(tasks, processes=choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS))
         try:
             prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
         except ReleaseError:
@@ -152,6 +154,14 @@ def do_release(project: Project, version: str) -> ReleaseResult:
         )
         path = write_release(project.releases_dir, prepared, ctx)
     return ReleaseResult(path=path, snapshot=snapshot, build=build)
+
+
+def _counted(items: Iterable[T], progress: Progress | None) -> Iterator[T]:
+    """`items`, reporting each one read to `progress`."""
+    for item in items:
+        yield item
+        if progress:
+            progress(1)
 
 
 def _refuse_empty(snapshot: Snapshot, build: Build, version: str) -> None:

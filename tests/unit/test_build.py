@@ -1,17 +1,24 @@
 """The build in worker processes gives exactly what it gives in one: the same rows in the same order, the same
-figures (alignment, exclusions, ties, agreement, pre-annotation quality) and the same refusals."""
+figures (alignment, exclusions, ties, agreement, pre-annotation quality), the same refusals and the same release
+files."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 import spacy
 
-from workbench import build
+from tests.support import make_project
+from workbench import build, release, workflow
 from workbench.build import RowBuilder
 from workbench.config import Config
 from workbench.errors import AlignmentError
+from workbench.project import Project
+from workbench.pull import meta_path_for
 
 TOKENIZER = spacy.blank("en").tokenizer
 TEXTS = [
@@ -85,3 +92,33 @@ def test_workers_name_every_bad_region_in_snapshot_order(monkeypatch: pytest.Mon
         _run(tasks, processes=2)
     assert [p["task_id"] for p in parallel.value.problems] == [2, 13]
     assert parallel.value.problems == serial.value.problems
+
+
+def _project_with_snapshot(root: Path, tasks: list[dict[str, Any]]) -> Project:
+    project = make_project(root, link_venv=False)
+    project.snapshots_dir.mkdir(parents=True)
+    path = project.snapshots_dir / "2026-11-21T050000-000000Z.json"
+    path.write_text(json.dumps(tasks), encoding="utf-8")
+    meta = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "project_id": 1,
+            "pulled_at": "2026-11-21T05:00:00Z", "label_studio_version": "1.23.2", "tasks": len(tasks)}
+    meta_path_for(path).write_text(json.dumps(meta), encoding="utf-8")
+    return project
+
+
+def test_a_release_built_in_workers_holds_what_one_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = [_task(n) for n in range(40)]
+    one = workflow.do_release(_project_with_snapshot(tmp_path / "one", tasks), "1.0.0")
+    monkeypatch.setattr(workflow, "PARALLEL_MIN_TASKS", 1)
+    monkeypatch.setattr(build, "CHUNK_TASKS", 3)
+    monkeypatch.setattr(release, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(release, "SHARD_ROWS", 4)
+    seen: list[int] = []
+    many = workflow.do_release(_project_with_snapshot(tmp_path / "many", tasks), "1.0.0", progress=seen.append)
+    assert sum(seen) == len(tasks)  # the progress bar counts every task read
+    files = [json.loads((result.path / "manifest.json").read_text())["files"] for result in (one, many)]
+    for listing in files:
+        del listing["README.md"]  # the card quotes the creation time
+    assert files[0] == files[1]
+    assert many.build.report() == one.build.report()
