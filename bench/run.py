@@ -147,7 +147,7 @@ def compare(stage: str, repeats: int, workbench: Measure, raw: dict[str, Measure
         }
     if best.get("details"):
         result["details"] = best["details"]
-    if stage == "preannotate":  # spaCy's worker processes, apart from the workbench process itself
+    if stage in ("preannotate", "release"):  # worker processes (spaCy's, the build's), apart from the process itself
         result["workers_peak_rss_mb"] = max(run["children_peak_rss_mb"] for run in runs["workbench"])
     return result
 

@@ -154,7 +154,8 @@ def push():
 def pull():
     """Fetch every task with its annotations and predictions into a snapshot. Example: workbench pull"""
     project = _project()
-    snapshot = _guarded(lambda: workflow.do_pull(project))
+    with _progress("exporting and downloading"):  # no count to show: the server builds the export in one go
+        snapshot = _guarded(lambda: workflow.do_pull(project))
     out.print(f"{snapshot.tasks} tasks pulled into {snapshot.path} (sha256 {snapshot.sha256[:12]})")
 
 
