@@ -166,17 +166,24 @@ def relabel_region(page: Page, text: str, label: str, hotkey: str) -> None:
     """Select a region and press another label's hotkey: the region takes that label."""
     select_region(page, text)
     page.keyboard.press(hotkey)
-    page.wait_for_function(
-        f"([text, label]) => ({_REGIONS})().some(([t, l]) => t === text && l === label)", arg=[text, label]
-    )
+    _wait_for_region(page, text, label)
     unselect(page)  # so the next key press does not relabel it again
+
+
+def _wait_for_region(page: Page, text: str, label: str, timeout: float | None = None) -> None:
+    page.wait_for_function(
+        f"([text, label]) => ({_REGIONS})().some(([t, l]) => t === text && l === label)",
+        arg=[text, label],
+        timeout=timeout,
+    )
 
 
 def add_region(page: Page, needle: str, label: str, hotkey: str, occurrence: int = 0, attempts: int = 3) -> None:
     """Press a label's hotkey, then drag the mouse over `needle` in the paragraph: a new region with that label.
 
     On a loaded machine the editor can still be re-rendering when the drag starts, and then ignores it, as it
-    would a person's too-early drag; like that person, try again (only while no region was added).
+    would a person's too-early drag; like that person, try again (only while no region was added). Success is the
+    new region itself on screen, not a count: a re-render can briefly draw an old region twice.
     """
     before = len(regions(page))
     for attempt in range(attempts):
@@ -190,7 +197,8 @@ def add_region(page: Page, needle: str, label: str, hotkey: str, occurrence: int
         page.mouse.move(box["x1"], box["y1"], steps=8)
         page.mouse.up()
         try:
-            _wait_for_count(page, before + 1, timeout=UI_RETRY_TIMEOUT if attempt + 1 < attempts else None)
+            _wait_for_region(page, needle, label, timeout=UI_RETRY_TIMEOUT if attempt + 1 < attempts else None)
+            _wait_for_count(page, before + 1)  # and nothing else was added
             return
         except PlaywrightTimeoutError:
             assert len(regions(page)) == before, "a drag added a region but not the one expected"
