@@ -71,3 +71,9 @@ class BusyError(WorkbenchError):
     """Another workbench command holds the project's lock."""
 
     exit_code = 9
+
+
+class WorkerError(WorkbenchError):
+    """A worker process of a parallel stage died (killed, or out of memory) before finishing its share."""
+
+    exit_code = 10

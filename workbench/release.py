@@ -214,6 +214,7 @@ class Prepared:
     version: str
     parent: Version | None
     parent_manifest: dict[str, Any] | None
+    parent_keys: _RowKeys
     names: list[str]
     table: pa.Table | None
 
@@ -236,6 +237,7 @@ def prepare_release(
     releases_dir = Path(releases_dir)
     parent = check_new_version(releases_dir, version)
     parent_manifest = read_manifest(releases_dir, str(parent)) if parent else None
+    parent_keys = _release_keys(releases_dir / str(parent), parent_manifest) if parent_manifest else _RowKeys()
     names = class_label_names(labels, parent_manifest["class_label_names"] if parent_manifest else None, label_mapping)
     schema = release_features(names).arrow_schema
     index = {name: i for i, name in enumerate(names)}
@@ -277,7 +279,14 @@ def prepare_release(
     if pending:
         batches.append(pa.RecordBatch.from_pylist(pending, schema=schema))
     table = pa.Table.from_batches(batches, schema=schema)
-    return Prepared(version=version, parent=parent, parent_manifest=parent_manifest, names=names, table=table)
+    return Prepared(
+        version=version,
+        parent=parent,
+        parent_manifest=parent_manifest,
+        parent_keys=parent_keys,
+        names=names,
+        table=table,
+    )
 
 
 def _map_label(label: str, mapping: Mapping[str, str]) -> str:
@@ -299,7 +308,7 @@ def _normalize_row(
     missing = [key for key in _ROW_KEYS if key not in row]
     if missing:
         return None, f"row {rid!r} lacks {', '.join(missing)}"
-    text, tokens, raw_tags = row["text"], list(row["tokens"]), row["ner_tags"]
+    text, tokens, raw_tags = row["text"], list(row["tokens"]), list(row["ner_tags"])
     unknown: set[str] = set()
     try:
         ids = [tag_ids[tag] for tag in raw_tags]
@@ -884,7 +893,7 @@ def write_release(
     membership = assign_splits(doc_ids, test_fraction=ctx.test_fraction, seed=ctx.seed, previous=known)
     retired_membership = {d: s for d, s in sorted(known.items()) if d not in membership}
     _check_both_splits(membership)
-    old_keys = _release_keys(releases_dir / str(parent), parent_manifest) if parent_manifest else _RowKeys()
+    old_keys = rows.parent_keys
 
     counts, new_keys, splits = _Counts(ctx.labels), _RowKeys(), {}
     with _staging_folder(releases_dir, ctx.version) as folder:

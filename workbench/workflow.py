@@ -6,6 +6,7 @@ Commands that change shared state (push, pull, release) hold the project lock, s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -114,8 +115,8 @@ class ReleaseResult:
 def do_release(project: Project, version: str, *, progress: Progress | None = None) -> ReleaseResult:
     """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/.
 
-    Rows stream from the snapshot through the build into the release's columns, so memory stays flat however
-    large the project; the build's figures, known once every row has passed, go into the manifest."""
+    Rows stream from the snapshot through the build into the release's Arrow columns and are never all held as
+    Python objects; the build's figures, known once every row has passed, go into the manifest."""
     config = project.config
     with project.lock("workbench release"):
         check_new_version(project.releases_dir, version)  # a bad version is said before minutes of work
@@ -123,13 +124,17 @@ def do_release(project: Project, version: str, *, progress: Progress | None = No
         nlp, model_version = load_ner_pipeline(config.model.name)
         builder = RowBuilder(config, nlp.tokenizer)
         tasks = _counted(snapshot.tasks_iter(), progress)
-        rows = builder.rows(tasks, processes=choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS))
-        try:
-            prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
-        except ReleaseError:
-            if builder.tasks:  # the rows were read: a region that cannot be kept, or no rows at all, says more
+        processes = choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS)
+        with contextlib.closing(builder.rows(tasks, processes=processes)) as rows:
+            try:
+                prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
+            except ReleaseError:
+                # What is wrong with the annotations says more than what is wrong with the release: read every
+                # task (if the release was refused before the rows), then refuse for a bad region or no rows first.
+                for _ in rows:
+                    pass
                 _refuse_empty(snapshot, builder.finish(), version)
-            raise
+                raise
         build = builder.finish()
         build.model_versions = build.model_versions or [model_version]
         _refuse_empty(snapshot, build, version)

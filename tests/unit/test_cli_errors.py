@@ -449,3 +449,19 @@ def test_release_versions_that_are_not_versions_or_not_above_the_last(tmp_path: 
         assert expected in message, message
         assert _tree(root / "exports") == before, version
     assert cli(root, "release", "0.2.1").exit_code == 0
+
+
+def test_what_is_wrong_with_the_annotations_is_said_before_what_the_release_refuses(
+    tmp_path: Path, hf_offline: None
+) -> None:
+    root = make_root(tmp_path, config="labels = ['PERSON', 'GPE']\n")
+    _snapshot(root, _annotated())
+    assert cli(root, "release", "0.1.0").exit_code == 0
+    # GPE leaves the config without a mapping: the release would refuse that, but the snapshot's GPE regions
+    # are the first thing to fix, and they are named, as when the release is the first one
+    (root / "configs" / "workbench.toml").write_text("labels = ['PERSON']\n", encoding="utf-8")
+    message = error_of(cli(root, "release", "0.2.0"), 7)
+    assert "cannot be kept exactly" in message and "label 'GPE' is not in the config" in message
+    _snapshot(root, [], name="2026-11-21T060000-000000Z")
+    message = error_of(cli(root, "release", "0.2.0"), 8)
+    assert "has no task with a submitted annotation (0 tasks" in message

@@ -23,7 +23,7 @@ from spacy.tokens import DocBin
 from tests.support import tree_digest
 from workbench import release
 from workbench.card import parse_front_matter
-from workbench.errors import ReleaseError
+from workbench.errors import ReleaseError, WorkerError
 from workbench.records import stable_hash
 from workbench.release import (
     ReleaseContext,
@@ -249,6 +249,19 @@ def test_files_do_not_depend_on_batches_shards_or_worker_processes(
     sharded = write_release(tmp_path / "sharded", corpus(), ctx("1.0.0"))
     assert tree_digest(sharded) == tree_digest(whole)
     assert verify_release(sharded.parent, "1.0.0") == []
+
+
+def _worker_dies(job: tuple) -> None:
+    os._exit(137)  # as the out-of-memory killer would end it
+
+
+def test_a_worker_that_dies_fails_the_release_cleanly(releases: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release, "choose_processes", lambda units, minimum: 2)
+    monkeypatch.setattr(release, "_make_shard", _worker_dies)
+    with pytest.raises(WorkerError, match="A worker process stopped before finishing"):
+        write_release(releases, corpus(), ctx("1.0.0"))
+    assert list(releases.iterdir()) == []  # no version, no half-written temporary folder
+    assert release._parts == {}
 
 
 # ---- immutability and versions -----------------------------------------------------------------------------
