@@ -306,6 +306,22 @@ def _prepare_dirs(project: Project) -> None:
     project.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(project.state_dir, 0o700)
     _data_dir(project).mkdir(parents=True, exist_ok=True)
+    _ensure_secret_key(_data_dir(project))
+
+
+def _ensure_secret_key(data_dir: Path) -> None:
+    """Give Label Studio its Django SECRET_KEY (which signs the API tokens) before it first starts.
+
+    Left to itself, Label Studio 1.23 generates one at start-up in every process that loads its settings and
+    appends it to `<data dir>/.env`; when two do so at once the file holds two keys, the server signs tokens
+    with one and, after a restart, checks them with the other, so a stored token stops working (seen in CI).
+    """
+    env_file = data_dir / ".env"
+    if env_file.exists() and "SECRET_KEY=" in env_file.read_text(encoding="utf-8", errors="replace"):
+        return
+    fd = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(f"SECRET_KEY={secrets.token_urlsafe(50)}\n")
 
 
 @contextlib.contextmanager

@@ -151,6 +151,10 @@ def test_stop_stale_pid_and_restart_reuse_the_data_and_the_login(
     first = server.start(project)
     creds = _creds(project)
     assert creds["password"] != _creds(ls_server.project)["password"]  # generated, never a constant
+    # one signing key, given before the first start, private: tokens signed now are still valid after a restart
+    env_file = first.data_dir / ".env"
+    assert env_file.read_text().count("SECRET_KEY=") == 1
+    assert env_file.stat().st_mode & 0o777 == 0o600
 
     assert server.stop(project) is True
     after = server.status(project)
