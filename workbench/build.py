@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from more_itertools import chunked
+
 from workbench.alignment import align
 from workbench.config import Config
 from workbench.errors import AlignmentError
@@ -90,9 +92,10 @@ class RowBuilder:
     """Turns exported tasks into rows one at a time while counting the figures, so that rows can stream into a
     release: memory does not grow with the snapshot. Iterate `rows(tasks)` to the end, then call `finish()`."""
 
-    def __init__(self, config: Config, tokenizer: Any) -> None:
+    def __init__(self, config: Config, tokenizer: Any, *, model_version: str = "") -> None:
         self.config = config
         self.tokenizer = tokenizer
+        self.model_version = model_version  # named in the figures when no task carries a prediction
         self.labels = set(config.labels)
         self.tally = Tally(agreement=AgreementTally(config.labels), quality=QualityTally(config.labels))
 
@@ -113,7 +116,7 @@ class RowBuilder:
                     yield row
             return
         with fork_pool(processes, _start_worker, (self.config, self.tokenizer)) as pool:
-            for rows, tally in ordered_map(pool, _build_chunk, _chunks(tasks, CHUNK_TASKS), processes):
+            for rows, tally in ordered_map(pool, _build_chunk, chunked(tasks, CHUNK_TASKS), processes):
                 self.tally.merge(tally)
                 yield from rows
 
@@ -176,7 +179,7 @@ class RowBuilder:
             ties=tally.ties,
             agreement=tally.agreement.result(),
             quality=tally.quality.result(),
-            model_versions=tally.quality.versions(),
+            model_versions=tally.quality.versions() or ([self.model_version] if self.model_version else []),
         )
 
 
@@ -194,25 +197,6 @@ def _build_chunk(tasks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Tal
     builder = RowBuilder(*_worker_settings)
     rows = [row for row in map(builder.row, tasks) if row is not None]
     return rows, builder.tally
-
-
-def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def build_rows(tasks: Iterable[dict[str, Any]], config: Config, tokenizer: Any, *, processes: int = 1) -> Build:
-    """The figures of turning `tasks` into rows, without keeping the rows (what `workbench report` shows)."""
-    builder = RowBuilder(config, tokenizer)
-    for _ in builder.rows(tasks, processes=processes):
-        pass
-    return builder.finish()
 
 
 def row_id_of(task: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from workbench import __version__, server
 from workbench.articles import Corpus, read_corpus
-from workbench.build import PARALLEL_MIN_TASKS, Build, RowBuilder, build_rows
+from workbench.build import PARALLEL_MIN_TASKS, Build, RowBuilder
 from workbench.errors import ReleaseError
 from workbench.labelstudio import LabelStudio
 from workbench.parallel import choose_processes
@@ -98,11 +98,17 @@ def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapsh
     Tokens come from the configured pipeline's tokenizer, so the dataset tokenizes as that model does.
     """
     snapshot = snapshot or latest_snapshot(project)
-    nlp, version = load_ner_pipeline(project.config.model.name)
-    processes = choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS)
-    build = build_rows(snapshot.tasks_iter(), project.config, nlp.tokenizer, processes=processes)
-    build.model_versions = build.model_versions or [version]
-    return snapshot, build
+    builder, processes = _row_builder(project, snapshot)
+    for _ in builder.rows(snapshot.tasks_iter(), processes=processes):
+        pass
+    return snapshot, builder.finish()
+
+
+def _row_builder(project: Project, snapshot: Snapshot) -> tuple[RowBuilder, int]:
+    """A builder with the configured pipeline's tokenizer, and how many processes the snapshot's size pays for."""
+    nlp, model_version = load_ner_pipeline(project.config.model.name)
+    builder = RowBuilder(project.config, nlp.tokenizer, model_version=model_version)
+    return builder, choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS)
 
 
 @dataclass(frozen=True)
@@ -121,10 +127,8 @@ def do_release(project: Project, version: str, *, progress: Progress | None = No
     with project.lock("workbench release"):
         check_new_version(project.releases_dir, version)  # a bad version is said before minutes of work
         snapshot = latest_snapshot(project)
-        nlp, model_version = load_ner_pipeline(config.model.name)
-        builder = RowBuilder(config, nlp.tokenizer)
+        builder, processes = _row_builder(project, snapshot)
         tasks = _counted(snapshot.tasks_iter(), progress)
-        processes = choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS)
         with contextlib.closing(builder.rows(tasks, processes=processes)) as rows:
             try:
                 prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
@@ -136,7 +140,6 @@ def do_release(project: Project, version: str, *, progress: Progress | None = No
                 _refuse_empty(snapshot, builder.finish(), version)
                 raise
         build = builder.finish()
-        build.model_versions = build.model_versions or [model_version]
         _refuse_empty(snapshot, build, version)
         ctx = ReleaseContext.from_config(
             config,
