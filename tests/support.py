@@ -11,6 +11,12 @@ from workbench import server
 from workbench.project import Project
 
 REPO_ROOT = Path(__file__).parents[1]
+# What the server process may see besides LABEL_STUDIO_* variables, written out here (not read from the code
+# under test), so the tests fail if the server is given anything more.
+SERVER_ENV_BESIDES_LABEL_STUDIO = frozenset(
+    {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "SENTRY_DSN", "FRONTEND_SENTRY_DSN", "LATEST_VERSION_CHECK",
+     "COLLECT_ANALYTICS"}
+)
 
 
 def tree_digest(root: Path) -> str:
