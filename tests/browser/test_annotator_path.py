@@ -25,10 +25,11 @@ from workbench import server
 from workbench.articles import read_corpus
 from workbench.cli import app
 from workbench.interface import HOTKEYS, PALETTE, label_hints
+from workbench.labelstudio import accounts
 from workbench.preannotate import read_predictions
 from workbench.project import Project, read_json
-from workbench.pull import latest_snapshot
 from workbench.records import Span
+from workbench.snapshots import latest_snapshot
 
 TITLE = "Browser test project"
 # Sorted before the seed, so its paragraphs are the stream's first tasks. A flag and an emoji (astral characters:
@@ -117,7 +118,7 @@ def workspace(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFac
 def seen(workspace: Workspace, ls_server: LabelStudioServer, new_page: Callable[[], Page], screenshots: Path) -> Seen:
     """Two annotators' sessions in the browser, then `workbench pull` and `workbench release 0.1.0`."""
     seen = Seen()
-    first = server.create_annotator(ls_server.connection, "first.browser@example.org")
+    first = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "first.browser@example.org")
     seen.first_id = first.user_id
     page = new_page()
     ui.login(page, ls_server.url, first.email, first.password)
@@ -152,7 +153,7 @@ def seen(workspace: Workspace, ls_server: LabelStudioServer, new_page: Callable[
     seen.script_ran = page.evaluate("() => window.__xss")
 
     # a second person, own account: the stream gives them the next task nobody holds; they accept it
-    second = server.create_annotator(ls_server.connection, "second.browser@example.org")
+    second = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "second.browser@example.org")
     seen.second_id = second.user_id
     page = new_page()
     ui.login(page, ls_server.url, second.email, second.password)

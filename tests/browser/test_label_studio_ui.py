@@ -22,6 +22,7 @@ from tests.support import REPO_ROOT, LabelStudioServer
 from workbench import server
 from workbench.cli import app
 from workbench.interface import labeling_config
+from workbench.labelstudio import accounts
 
 TEXT = "🇹🇷 Erdoğan met Biden 🙂 in Rome"
 
@@ -61,7 +62,7 @@ def probe(ls_server: LabelStudioServer) -> Iterator[tuple[int, dict[str, int]]]:
 
 @pytest.fixture(scope="module")
 def probe_page(ls_server: LabelStudioServer, new_page: Callable[[], Page]) -> Page:
-    login = server.create_annotator(ls_server.connection, "offsets.browser@example.org")
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "offsets.browser@example.org")
     page = new_page()
     ui.login(page, ls_server.url, login.email, login.password)
     return page
@@ -109,7 +110,7 @@ def test_with_overlap_two_a_finished_task_goes_to_a_second_person(
 ) -> None:
     views = []
     for email in ("overlap.one@example.org", "overlap.two@example.org"):
-        login = server.create_annotator(ls_server.connection, email)
+        login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, email)
         page = new_page()
         ui.login(page, ls_server.url, login.email, login.password)
         ui.open_stream(page, OVERLAP_TITLE)

@@ -45,6 +45,7 @@ from workbench import push as push_module
 from workbench import server, workflow
 from workbench.articles import read_corpus
 from workbench.cli import app
+from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
 from workbench.records import Paragraph
 
@@ -467,9 +468,9 @@ def test_an_export_cut_short_leaves_no_snapshot(ls_server: LabelStudioServer, ga
 
 def test_a_rejected_or_revoked_token(ls_server: LabelStudioServer, pushed: Path) -> None:
     email = f"revoked-{pushed.parent.name[-12:]}@example.org".lower()
-    login = server.create_annotator(ls_server.connection, email)
-    revoked = server.mint_token(ls_server.url, email, login.password)
-    server.mint_token(ls_server.url, email, login.password)  # one live token per user: the first is revoked
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, email)
+    revoked = accounts.mint_token(ls_server.url, email, login.password)
+    accounts.mint_token(ls_server.url, email, login.password)  # one live token per user: the first is revoked
     for token in (revoked, "0123456789abcdef0123456789abcdef01234567"):
         for command in ("push", "pull", "status"):
             result = cli(pushed, command, url=ls_server.url, key=token)

@@ -21,6 +21,7 @@ from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
 from workbench.cli import app
+from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
 
 # A test article the seeds do not have: Windows line ends, a flag and an emoji before the entities, so the
@@ -156,8 +157,8 @@ def loop(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory)
         {**r, "value": {**r["value"], "labels": ["ORG"]}} if region_text(r) == "Daesh" else r for r in predicted
     ]
     admin.submit(loop.tasks[key], relabelled)
-    second = server.create_annotator(ls_server.project, "second.annotator@example.org")
-    other = Annotator.connect(ls_server.url, server.mint_token(ls_server.url, second.email, second.password))
+    second = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "second.annotator@example.org")
+    other = Annotator.connect(ls_server.url, accounts.mint_token(ls_server.url, second.email, second.password))
     other.submit(loop.tasks[key], predicted)
     _expect(loop, key, _spans_of(predicted, text))
     loop.annotator_ids[key] = other.user_id

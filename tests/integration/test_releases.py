@@ -25,9 +25,10 @@ from tests.integration.annotators import Annotator, browser_region, find, predic
 from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
-from workbench.card import parse_front_matter
 from workbench.cli import app
+from workbench.labelstudio import accounts
 from workbench.project import read_json
+from workbench.release.card import parse_front_matter
 
 TITLE = "Releases test project"
 DATASET = "news-ner"
@@ -108,8 +109,8 @@ def cut(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) 
         browser_region(text, zelensky[0], zelensky[1] - 1, "PERSON", "ze"),
     ]
     admin.submit(tasks[key], regions)
-    login = server.create_annotator(ls_server.project, SECOND)
-    second = Annotator.connect(ls_server.url, server.mint_token(ls_server.url, login.email, login.password))
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, SECOND)
+    second = Annotator.connect(ls_server.url, accounts.mint_token(ls_server.url, login.email, login.password))
     second.submit(tasks[BOTH], prediction_regions(tasks[BOTH]))
 
     _ok(cut.cli("pull"))

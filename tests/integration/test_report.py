@@ -26,6 +26,7 @@ from tests.support import REPO_ROOT, LabelStudioServer
 from workbench import server
 from workbench.cli import app
 from workbench.config import DEFAULT_LABELS
+from workbench.labelstudio import accounts
 from workbench.project import read_json
 
 TITLE = "Report test project"
@@ -206,8 +207,8 @@ def expected(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
     task = tasks[key]
     daesh = _prediction(task, "Daesh", "GPE")
     submit(key, [*_without(task, "Daesh"), {**daesh, "value": {**daesh["value"], "labels": ["ORG"]}}])
-    login = server.create_annotator(ls_server.project, SECOND)
-    second = Annotator.connect(ls_server.url, server.mint_token(ls_server.url, login.email, login.password))
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, SECOND)
+    second = Annotator.connect(ls_server.url, accounts.mint_token(ls_server.url, login.email, login.password))
     submit(key, prediction_regions(task), who=second)
     ex.count(accepted=len(prediction_regions(task)))
 

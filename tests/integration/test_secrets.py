@@ -39,6 +39,7 @@ from tests.support import REPO_ROOT, SERVER_ENV_BESIDES_LABEL_STUDIO, make_proje
 from workbench import server
 from workbench.cli import app
 from workbench.errors import AuthError
+from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
 
 HTML_ARTICLE = (
@@ -254,9 +255,9 @@ def test_credentials_are_private_files(loop: Loop) -> None:
 def test_the_api_key_is_a_personal_access_token_not_a_legacy_one(loop: Loop) -> None:
     token = loop.secrets["api token"]
     assert not re.fullmatch(r"[0-9a-f]{40}", token)
-    claims = server._jwt_claims(token)
+    claims = accounts.jwt_claims(token)
     assert claims is not None and claims.get("token_type") == "refresh" and claims.get("exp")
-    assert server.whoami(loop.creds["url"], token)["email"] == server.ADMIN_EMAIL
+    assert accounts.whoami(loop.creds["url"], token)["email"] == server.ADMIN_EMAIL
 
 
 # ------------------------------------------------------------------------------------------------ exposure
@@ -304,7 +305,7 @@ def test_sign_up_without_an_invite_is_refused(loop: Loop) -> None:
         )
     assert response.status_code != 302, "a sign-up without an invite link must not create an account"
     with pytest.raises(AuthError):
-        server.mint_token(url, email, password)
+        accounts.mint_token(url, email, password)
 
 
 # ------------------------------------------------------------------------------------------ text is data

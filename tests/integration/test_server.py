@@ -17,6 +17,7 @@ from label_studio_sdk.client import LabelStudio
 from tests.support import SERVER_ENV_BESIDES_LABEL_STUDIO
 from workbench import server
 from workbench.errors import AuthError, ServerError
+from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
 
 ProjectFactory = Callable[..., Project]
@@ -110,35 +111,37 @@ def test_connection_without_credentials_says_to_start_the_server(ls_project_fact
 
 def test_create_annotator_gives_an_account_that_mints_its_own_token(ls_server) -> None:
     email = f"annotator-{uuid.uuid4().hex[:8]}@example.org"
-    login = server.create_annotator(ls_server.connection, email)
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, email)
     assert login.email == email and login.user_id > 0
     assert login.password not in repr(login)
 
-    token = server.mint_token(ls_server.url, email, login.password)
+    token = accounts.mint_token(ls_server.url, email, login.password)
     me = LabelStudio(base_url=ls_server.url, api_key=token).users.whoami()
     assert (me.email, me.id) == (email, login.user_id)
-    assert server.whoami(ls_server.url, token)["email"] == email
+    assert accounts.whoami(ls_server.url, token)["email"] == email
 
     # One live personal token per user: minting again revokes the first.
-    second = server.mint_token(ls_server.url, email, login.password)
-    assert server.whoami(ls_server.url, second)["email"] == email
+    second = accounts.mint_token(ls_server.url, email, login.password)
+    assert accounts.whoami(ls_server.url, second)["email"] == email
     with pytest.raises(AuthError):
-        server.whoami(ls_server.url, token)
+        accounts.whoami(ls_server.url, token)
     # The admin's stored token is untouched by all this.
-    assert server.whoami(ls_server.url, ls_server.connection.api_key)["email"] == server.ADMIN_EMAIL
+    assert accounts.whoami(ls_server.url, ls_server.connection.api_key)["email"] == server.ADMIN_EMAIL
 
 
 def test_create_annotator_twice_is_a_clear_error(ls_server) -> None:
     email = f"twice-{uuid.uuid4().hex[:8]}@example.org"
-    first = server.create_annotator(ls_server.project, email)
+    first = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, email)
     with pytest.raises(ServerError, match=re.escape(email)) as caught:
-        server.create_annotator(ls_server.project, email, password="another-long-password-42")
+        accounts.create_annotator(
+            ls_server.url, ls_server.connection.api_key, email, password="another-long-password-42"
+        )
     assert first.password not in str(caught.value) and "another-long-password-42" not in str(caught.value)
 
 
 def test_mint_token_with_a_wrong_password_is_an_auth_error(ls_server) -> None:
     with pytest.raises(AuthError, match=re.escape(server.ADMIN_EMAIL)) as caught:
-        server.mint_token(ls_server.url, server.ADMIN_EMAIL, "not-the-password-at-all")
+        accounts.mint_token(ls_server.url, server.ADMIN_EMAIL, "not-the-password-at-all")
     assert "not-the-password-at-all" not in str(caught.value)
 
 
@@ -177,7 +180,7 @@ def test_stop_stale_pid_and_restart_reuse_the_data_and_the_login(
     assert second.port == first.port  # the URL stays the same across restarts when the port is free
     again = _creds(project)
     assert (again["password"], again["api_key"]) == (creds["password"], creds["api_key"])
-    assert server.whoami(second.url, again["api_key"])["email"] == server.ADMIN_EMAIL
+    assert accounts.whoami(second.url, again["api_key"])["email"] == server.ADMIN_EMAIL
     assert server.stop(project) is True
 
 

@@ -1,0 +1,77 @@
+"""Which Label Studio project a workbench project labels in: the one reader and writer of `.workbench/project.json`.
+
+The binding records the server URL, the project id and its title. `push` makes it (finding the project by title,
+or creating it); every other command reads it, and checks that the project it names is still the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.errors import NotPushedError, ProjectNotFoundError
+from workbench.labelstudio.client import LabelStudio
+from workbench.project import Project, atomic_write_json, read_json
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The Label Studio project (on which server, under which title) this workbench project labels in."""
+
+    url: str
+    project_id: int
+    title: str
+
+
+def read_binding(project: Project) -> Binding | None:
+    """The recorded binding, or None before the first push."""
+    if not project.project_file.exists():
+        return None
+    record = read_json(project.project_file)
+    return Binding(url=str(record.get("url")), project_id=int(record["project_id"]), title=str(record.get("title")))
+
+
+def bound_project(project: Project, client: LabelStudio) -> int:
+    """The id of the project this workbench pushed to, checked to be that project on `client`'s server.
+
+    A recorded id means something only on the server it was recorded on. On another URL (the local server
+    restarted on another port, or LABEL_STUDIO_URL changed) the project there must have the recorded title, or it
+    is somebody else's project that happens to have the same id."""
+    binding = read_binding(project)
+    if binding is None:
+        raise NotPushedError(
+            "This workbench has not pushed to a Label Studio project yet, so there is nothing to pull. "
+            "Run `workbench run` (or `workbench push`) first."
+        )
+    if binding.url != client.url:
+        title = client.project_title(binding.project_id)
+        if title != binding.title:
+            raise ProjectNotFoundError(
+                f"This workbench pushed to project {binding.project_id} ({binding.title!r}) at {binding.url}, "
+                f"but project {binding.project_id} at {client.url} is {title!r}, another project. Point "
+                "LABEL_STUDIO_URL back at the server that holds the workbench's project (or unset it for the local "
+                "server); to label on this server instead, remove .workbench/project.json and run `workbench push`."
+            )
+    return binding.project_id
+
+
+def ensure_project(project: Project, client: LabelStudio, settings: dict[str, Any]) -> int:
+    """The project to push to: the recorded one, else one with the configured title, else a new one; its
+    settings converge on `settings` (labels, guidelines, overlap) at every push."""
+    binding = read_binding(project)
+    if binding and binding.url == client.url:
+        project_id = binding.project_id
+        if not client.project_exists(project_id):
+            raise ProjectNotFoundError(
+                f"Label Studio project {project_id} ({binding.title!r}), which this workbench pushed "
+                f"to, is no longer on the server at {client.url}; its annotations are gone with it unless a "
+                "snapshot was pulled. To start a new project, remove .workbench/project.json and run "
+                "`workbench push` again."
+            )
+    else:
+        project_id = client.find_project(settings["title"]) or client.create_project(**settings)
+        atomic_write_json(
+            project.project_file, {"url": client.url, "project_id": project_id, "title": settings["title"]}
+        )
+    client.update_project(project_id, **settings)
+    return project_id

@@ -1,0 +1,197 @@
+"""The SDK adapter: everything the workbench asks of a Label Studio server through `label_studio_sdk`.
+
+`LabelStudio` maps SDK and HTTP failures to the workbench's own errors (through `transport`, naming the server and
+the fix, never the token), returns plain dicts and lists, and lets no generated SDK type leak out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from label_studio_sdk.client import LabelStudio as _SdkClient
+from label_studio_sdk.core.api_error import ApiError
+
+from workbench.errors import AuthError, ProjectNotFoundError, ServerError
+from workbench.labelstudio.transport import ENV_API_KEY, REQUEST_TIMEOUT, calling, checked_url, http_client
+
+# Never let the SDK resend a POST on its own: a retried import creates its tasks twice. We reconcile by key.
+NO_RETRY = {"max_retries": 0}
+
+
+class LabelStudio:
+    """A connection to one Label Studio server, authenticated with a token the adapter never reveals."""
+
+    def __init__(self, url: str, api_key: str, *, timeout: float = REQUEST_TIMEOUT) -> None:
+        self.url = checked_url(url)
+        self._bulk: dict[str, Any] = {"timeout": timeout}
+        # Small calls and the token exchange use the client's default timeout; only bulk calls get `timeout`.
+        self._http = http_client(self.url)
+        try:
+            self._sdk = _SdkClient(base_url=self.url, api_key=api_key, httpx_client=self._http)
+        except ApiError as exc:  # the SDK checks a JWT's expiry before sending anything
+            self._http.close()
+            detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
+            raise AuthError(
+                f"The API key for the Label Studio server at {self.url} cannot be used: "
+                f"{detail or 'it is not a valid token'} For the local server run `workbench server start` to mint "
+                f"a fresh one; for your own server set {ENV_API_KEY} to a valid personal access token "
+                "(Account & Settings -> Personal Access Token)."
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"LabelStudio(url={self.url!r})"
+
+    def close(self) -> None:
+        """Close the connections (also done when the client is garbage-collected)."""
+        self._http.close()
+
+    def __enter__(self) -> LabelStudio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._http.close()
+
+    def _calling(self, what: str, project_id: int | None = None) -> contextlib.AbstractContextManager[None]:
+        return calling(self.url, what, project_id)
+
+    # --- server and users ---------------------------------------------------------------------------------------
+    def server_version(self) -> str:
+        """Check the server answers and the token is accepted; return the server's release."""
+        with self._calling("check the connection"):
+            version = self._sdk.versions.get()
+            self._sdk.users.whoami()
+        return str(getattr(version, "release", None) or getattr(version, "label_studio_os_package", ""))
+
+    def current_user(self) -> dict[str, Any]:
+        """The user the token belongs to: its id and e-mail."""
+        with self._calling("ask who the API key belongs to"):
+            user = self._sdk.users.whoami()
+        return {"id": int(user.id), "email": str(user.email)}
+
+    def user_emails(self) -> dict[int, str]:
+        """Every user's e-mail by id, to show progress per annotator."""
+        with self._calling("list the users"):
+            return {int(user.id): str(user.email) for user in self._sdk.users.list()}
+
+    def invite_token(self) -> str:
+        """The organisation's invite-link token, with which a new account can sign up."""
+        with self._calling("get the invite link"):
+            token = self._sdk.organizations.invites.get_invite_link().token
+        if not isinstance(token, str) or not token:
+            raise ServerError(f"Label Studio at {self.url} returned no invite token. Check the admin account's role.")
+        return token
+
+    def reset_invite(self) -> None:
+        """Invalidate the current invite link (the server logs sign-up URLs, and a live link lets anyone join)."""
+        with self._calling("reset the invite link after a sign-up (reset it by hand under Organization -> Add "
+                           "People -> Reset link)"):
+            self._sdk.organizations.reset_token()
+
+    # --- projects ---------------------------------------------------------------------------------------------
+    def find_project(self, title: str) -> int | None:
+        """The id of the (oldest) project with this title, if any."""
+        with self._calling(f"look up project {title!r}"):
+            matches = [p.id for p in self._sdk.projects.list(title=title) if p.title == title]
+        return min(matches) if matches else None
+
+    def project_exists(self, project_id: int) -> bool:
+        try:
+            with self._calling("look up the project", project_id):
+                self._sdk.projects.get(id=project_id)
+        except ProjectNotFoundError:
+            return False
+        return True
+
+    def create_project(self, **settings: Any) -> int:
+        with self._calling(f"create project {settings.get('title')!r}"):
+            project = self._sdk.projects.create(**settings)
+        return int(project.id)
+
+    def update_project(self, project_id: int, **settings: Any) -> None:
+        with self._calling("update the project settings", project_id):
+            self._sdk.projects.update(id=project_id, **settings)
+
+    def project_title(self, project_id: int) -> str:
+        with self._calling("read the project", project_id):
+            return str(self._sdk.projects.get(id=project_id).title)
+
+    # --- tasks ------------------------------------------------------------------------------------------------
+    def task_keys(self, project_id: int, *, page_size: int = 5000) -> dict[str, int]:
+        """Every task of the project by its workbench key (`data.key`); tasks without a key are ignored."""
+        keys: dict[str, int] = {}
+        with self._calling("list the project's tasks", project_id):
+            pager = self._sdk.tasks.list(
+                project=project_id, include="id,data", page_size=page_size, request_options=self._bulk
+            )
+            for task in pager:
+                key = (task.data or {}).get("key")
+                if key is not None:
+                    keys.setdefault(str(key), int(task.id))
+        return keys
+
+    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
+        """Import one batch in one request, never retried by the SDK; return the new task ids in input order."""
+        with self._calling(f"import {len(tasks)} tasks", project_id):
+            response = self._sdk.projects.import_tasks(
+                id=project_id, request=list(tasks), return_task_ids=True, request_options={**NO_RETRY, **self._bulk}
+            )
+        return [int(task_id) for task_id in (response.task_ids or [])]
+
+    # --- export -----------------------------------------------------------------------------------------------
+    def export_to(self, project_id: int, path: Path) -> None:
+        """Stream a full JSON export (every task, annotation, skip and prediction) into `path`."""
+        with self._calling("create an export snapshot", project_id):
+            export = self._sdk.projects.exports.create(
+                id=project_id,
+                title="workbench pull",
+                serialization_options={"predictions": {"only_id": False}, "drafts": {"only_id": False}},
+                task_filter_options={"only_with_annotations": False},
+                annotation_filter_options={"usual": True, "skipped": True, "ground_truth": True},
+                request_options={**NO_RETRY, **self._bulk},  # a resent POST makes a second export
+            )
+        export_id = int(export.id)
+        try:
+            with self._calling("download the export snapshot", project_id), path.open("wb") as handle:
+                for chunk in self._sdk.projects.exports.download(
+                    id=project_id, export_pk=export_id, export_type="JSON", request_options=self._bulk
+                ):
+                    handle.write(chunk)
+        finally:
+            # Export files pile up in the server's data folder otherwise.
+            with contextlib.suppress(ServerError), self._calling("delete the export snapshot", project_id):
+                self._sdk.projects.exports.delete(id=project_id, export_pk=export_id)
+
+
+def is_healthy(url: str) -> bool:
+    """The server at `url` answers /health with UP (no token needed); any failure is simply "not healthy"."""
+    try:
+        with http_client(url, timeout=3) as http:
+            response = http.get(f"{checked_url(url)}/health")
+        return response.status_code == 200 and response.json().get("status") == "UP"
+    except (httpx.HTTPError, ValueError, ServerError, AttributeError):
+        return False
+
+
+def release_of(url: str) -> str | None:
+    """The server's release from /version (served as JSON wrapped in <pre>, so both are accepted), or None."""
+    try:
+        with http_client(url, timeout=10) as http:
+            text = http.get(f"{checked_url(url)}/version").text
+    except (httpx.HTTPError, ServerError):
+        return None
+    text = re.sub(r"</?pre>", "", text).strip()
+    try:
+        release = json.loads(text).get("release")
+    except (ValueError, AttributeError):
+        return None
+    return release if isinstance(release, str) else None
