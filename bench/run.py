@@ -23,7 +23,8 @@ from bench.corpus import generate
 from bench.measure import RssSampler, isolated, machine
 from workbench import server
 from workbench.articles import read_corpus
-from workbench.preannotate import choose_batch_size, choose_processes, load_ner_pipeline
+from workbench.pipeline import load_ner_pipeline
+from workbench.preannotate import choose_batch_size, processes_for
 from workbench.project import Project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def run_stages(
     root: str, project: Project, paragraphs: int, repeats: int, server_rss: RssSampler
 ) -> dict[str, dict[str, Any]]:
     chars = sum(len(p.text) for p in read_corpus(project.seeds_dir).paragraphs())
-    n_process = choose_processes(project.config.model.processes, chars)  # what the workbench will choose
+    n_process = processes_for(project.config.model.processes, chars)  # what the workbench will choose
     batch_size = choose_batch_size(project.config.model.batch_size, n_process)
     out: dict[str, dict[str, Any]] = {}
     out["preannotate"] = compare(

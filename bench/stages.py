@@ -17,7 +17,7 @@ from bench.measure import Work
 from workbench import server
 from workbench.articles import read_corpus
 from workbench.interface import labeling_config
-from workbench.labelstudio import REQUEST_TIMEOUT
+from workbench.labelstudio.transport import REQUEST_TIMEOUT
 from workbench.offsets import spans_to_regions
 from workbench.preannotate import preannotate, read_predictions
 from workbench.project import Project, atomic_write_json

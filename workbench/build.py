@@ -20,9 +20,10 @@ from workbench.config import Config
 from workbench.errors import AlignmentError
 from workbench.merge import merge
 from workbench.offsets import AlignmentReport, RegionMismatch, region_to_spans
-from workbench.parallel import fork_pool, ordered_map
+from workbench.parallel import choose_processes, fork_pool, ordered_map
+from workbench.pipeline import load_ner_pipeline
 from workbench.quality import AgreementTally, QualityTally
-from workbench.records import Annotation, Span, stable_hash
+from workbench.records import Annotation, Row, Span, stable_hash
 
 # Regions of these control tags are spans; anything else in a result (a comment box, say) is not ours.
 SPAN_TYPES = {"labels"}
@@ -99,11 +100,13 @@ class RowBuilder:
         self.labels = set(config.labels)
         self.tally = Tally(agreement=AgreementTally(config.labels), quality=QualityTally(config.labels))
 
-    @property
-    def tasks(self) -> int:
-        return self.tally.tasks
+    @classmethod
+    def for_config(cls, config: Config) -> RowBuilder:
+        """A builder with the configured pipeline's tokenizer, so the dataset tokenizes as that model does."""
+        nlp, model_version = load_ner_pipeline(config.model.name)
+        return cls(config, nlp.tokenizer, model_version=model_version)
 
-    def rows(self, tasks: Iterable[dict[str, Any]], *, processes: int = 1) -> Iterator[dict[str, Any]]:
+    def rows(self, tasks: Iterable[dict[str, Any]], *, processes: int = 1) -> Iterator[Row]:
         """The row of every task with a submitted annotation, in snapshot order.
 
         With `processes` > 1, chunks of tasks are built in forked worker processes (each with this builder's
@@ -120,7 +123,7 @@ class RowBuilder:
                 self.tally.merge(tally)
                 yield from rows
 
-    def row(self, task: dict[str, Any]) -> dict[str, Any] | None:
+    def row(self, task: dict[str, Any]) -> Row | None:
         """One task's row, or None when no annotation of it was submitted (counted in `excluded`)."""
         config, tally = self.config, self.tally
         tally.tasks += 1
@@ -152,18 +155,18 @@ class RowBuilder:
         for model_version, spans in predictions_of(task, text, config):
             tally.quality.add(model_version, spans, merged.spans)
         tally.row_count += 1
-        return {
-            "id": row_id,
-            "doc_id": str(task["data"].get("doc_id", "")),
-            "paragraph": int(task["data"].get("paragraph", 0)),
-            "text": text,
-            "tokens": aligned.tokens,
-            "ner_tags": aligned.tags,
-            "spans": [span.as_dict() for span in sorted(merged.spans)],
-            "task_id": int(task["id"]),
-            "annotation_ids": list(merged.annotation_ids),
-            "annotators": list(merged.annotators),
-        }
+        return Row(
+            id=row_id,
+            doc_id=str(task["data"].get("doc_id", "")),
+            paragraph=int(task["data"].get("paragraph", 0)),
+            text=text,
+            tokens=tuple(aligned.tokens),
+            ner_tags=tuple(aligned.tags),
+            spans=tuple(sorted(merged.spans)),
+            task_id=int(task["id"]),
+            annotation_ids=tuple(merged.annotation_ids),
+            annotators=tuple(merged.annotators),
+        )
 
     def finish(self) -> Build:
         """The figures; AlignmentError naming every region that could not be kept exactly, if there was one."""
@@ -183,6 +186,11 @@ class RowBuilder:
         )
 
 
+def processes_for(tasks: int) -> int:
+    """How many processes building `tasks` rows pays for."""
+    return choose_processes(tasks, PARALLEL_MIN_TASKS)
+
+
 # A forked worker's builder settings, set once per worker by `_start_worker`.
 _worker_settings: tuple[Config, Any] | None = None
 
@@ -192,7 +200,7 @@ def _start_worker(config: Config, tokenizer: Any) -> None:
     _worker_settings = (config, tokenizer)
 
 
-def _build_chunk(tasks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Tally]:
+def _build_chunk(tasks: list[dict[str, Any]]) -> tuple[list[Row], Tally]:
     assert _worker_settings is not None
     builder = RowBuilder(*_worker_settings)
     rows = [row for row in map(builder.row, tasks) if row is not None]

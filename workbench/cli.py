@@ -19,8 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from workbench import server, workflow
-from workbench.errors import WorkbenchError
+from workbench import workflow
+from workbench.errors import ServerNotRunning, UsageError, WorkbenchError
 from workbench.project import Project
 
 app = typer.Typer(
@@ -95,7 +95,7 @@ def _print_json(value: Any) -> None:
 def server_start(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None):
     """Start the local Label Studio (or find it running) and mint an API token. Example: workbench server start"""
     project = _project()
-    info = _guarded(lambda: server.start(project, port=port))
+    info = _guarded(lambda: workflow.server_start(project, port=port))
     verb = "started" if info.launched else "already running"
     out.print(f"Label Studio {verb} at {info.url} (pid {info.pid}, {info.seconds:.1f} s)")
 
@@ -104,7 +104,7 @@ def server_start(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.
 def server_stop():
     """Stop the local Label Studio. Example: workbench server stop"""
     project = _project()
-    stopped = _guarded(lambda: server.stop(project))
+    stopped = _guarded(lambda: workflow.server_stop(project))
     out.print("Label Studio stopped." if stopped else "Label Studio was not running.")
 
 
@@ -112,7 +112,7 @@ def server_stop():
 def server_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """Show the local server's URL, version and health. Example: workbench server status --json"""
     project = _project()
-    status = _guarded(lambda: server.status(project))
+    status = _guarded(lambda: workflow.server_status(project))
     if as_json:
         _print_json(status.as_dict())
     elif status.running:
@@ -120,7 +120,7 @@ def server_status(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     else:
         out.print("not running (start it with `workbench server start`)")
     if not status.running:
-        raise typer.Exit(3)
+        raise typer.Exit(ServerNotRunning.exit_code)
 
 
 # --- pipeline -------------------------------------------------------------------------------------------------
@@ -171,9 +171,9 @@ def release(
     project = _project()
     if version == "verify":
         if not verify_version:
-            err.print("error: say which release to verify, e.g. `workbench release verify 0.1.0`.")
-            raise typer.Exit(2)
-        _verify(project, verify_version)
+            _guarded(_missing_verify_version)
+        _guarded(lambda: workflow.verify(project, str(verify_version)))
+        out.print(f"release {verify_version}: every file matches its manifest checksum")
         return
     with _progress("building rows from tasks") as progress:
         result = _guarded(lambda: workflow.do_release(project, version, progress=progress))
@@ -185,16 +185,8 @@ def release(
     )
 
 
-def _verify(project: Project, version: str) -> None:
-    from workbench.release import verify_release
-
-    problems = _guarded(lambda: verify_release(project.releases_dir, version))
-    if problems:
-        err.print(f"release {version} does not match its manifest:", style="bold red")
-        for problem in problems:
-            err.print(f"  - {problem}")
-        raise typer.Exit(8)
-    out.print(f"release {version}: every file matches its manifest checksum")
+def _missing_verify_version() -> None:
+    raise UsageError("say which release to verify, e.g. `workbench release verify 0.1.0`.")
 
 
 @app.command()
@@ -283,10 +275,8 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Rows added, removed and changed between two releases. Example: workbench diff 0.1.0 0.2.0 --json"""
-    from workbench.release import diff_releases
-
     project = _project()
-    changes = _guarded(lambda: diff_releases(project.releases_dir, a, b))
+    changes = _guarded(lambda: workflow.diff(project, a, b))
     if as_json:
         _print_json(changes)
         return
@@ -303,10 +293,8 @@ def diff(
 @app.command()
 def releases():
     """List the releases with their sizes and dates. Example: workbench releases"""
-    from workbench.release import list_releases
-
     project = _project()
-    found = _guarded(lambda: list_releases(project.releases_dir))
+    found = _guarded(lambda: workflow.releases(project))
     if not found:
         out.print(f"no release yet in {project.releases_dir} (cut one with `workbench release 0.1.0`)")
         return
@@ -324,9 +312,8 @@ def annotators_add(email: Annotated[str, typer.Argument(help="The annotator's e-
     Example: workbench annotators add ann@example.org
     """
     project = _project()
-    login = _guarded(lambda: server.create_annotator(project, email))
-    url = _guarded(lambda: server.connection(project)).url
-    out.print(f"Annotator account created: log in at {url}/user/login/ as {login.email} / {login.password}")
+    login, url = _guarded(lambda: workflow.add_annotator(project, email))
+    out.print(f"Annotator account created: log in at {url} as {login.email} / {login.password}")
     out.print("This password is shown once; ask the annotator to change it under Account & Settings.")
 
 

@@ -94,6 +94,14 @@ class Config(_Strict):
                 raise ValueError(
                     f"label_mapping maps {old!r} to {new!r}, which is not in labels; add it or fix the mapping"
                 )
+            if new in self.label_mapping:
+                # Applied once, {A = "B", B = "A"} would swap and {A = "B", B = "C"} would stop half-way: both
+                # read as something else than they do, so neither is accepted.
+                raise ValueError(
+                    f"label_mapping maps {old!r} to {new!r} and {new!r} on to {self.label_mapping[new]!r}; a label "
+                    "is renamed once, so map every old label straight to its final name (a swap of two labels "
+                    "cannot be expressed)"
+                )
         return self
 
     def fingerprint(self) -> str:

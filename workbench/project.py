@@ -10,6 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from workbench.config import DEFAULT_CONFIG, Config, load_config
 from workbench.errors import BusyError
+from workbench.processes import is_running
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,15 @@ class Project:
     @property
     def labelstudio_bin(self) -> Path:
         return self.root / ".venv-labelstudio" / "bin" / "label-studio"
+
+    def git_commit(self) -> str:
+        """The project's git commit, with `+dirty` when the work tree has changes; empty outside git."""
+        try:
+            head = _git(self.root, "rev-parse", "HEAD")
+            dirty = _git(self.root, "status", "--porcelain", "--untracked-files=no")
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return head + ("+dirty" if dirty else "")
 
     @contextlib.contextmanager
     def lock(self, what: str, timeout: float = 0) -> Iterator[None]:
@@ -131,3 +144,35 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10)
+    return done.stdout.strip()
+
+
+# ---- temporary files and folders -----------------------------------------------------------------------------
+
+_TEMP = re.compile(r"\..+\.tmp-(?P<pid>[0-9]+)")
+
+
+def temp_path(final: Path) -> Path:
+    """A hidden `.<name>.tmp-<pid>` beside `final`: written first, renamed to `final` in one step when complete."""
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete temporary files and folders (see `temp_path`) left in `folder` by a command that was killed.
+
+    A temp is stale once its process is gone; one of this process is left over from an earlier call that failed
+    (commands hold the project lock, so nothing else of this process writes there now)."""
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        match = _TEMP.fullmatch(child.name)
+        if match and (int(match["pid"]) == os.getpid() or not is_running(int(match["pid"]))):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+

@@ -15,12 +15,13 @@ from typing import Any
 
 from more_itertools import chunked
 
-from workbench.errors import ProjectNotFoundError, ServerError, WorkbenchError
+from workbench.errors import NotPreannotatedError, ServerError
 from workbench.interface import project_settings
 from workbench.labelstudio import LabelStudio
+from workbench.labelstudio.binding import ensure_project
 from workbench.offsets import spans_to_regions
 from workbench.preannotate import read_predictions
-from workbench.project import Project, atomic_write_json, read_json
+from workbench.project import Project
 from workbench.records import Paragraph, Prediction
 
 # Tasks refused one at a time before push stops sending: beyond a few, the cause is the server, not the tasks.
@@ -40,9 +41,6 @@ class PushSummary:
     reconciled: int = 0
     refused: list[Paragraph] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "refused": [p.key for p in self.refused]}
-
 
 def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
     """One Label Studio task: the paragraph's data and the model's spans as a prediction.
@@ -60,28 +58,6 @@ def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
     }
 
 
-def ensure_project(project: Project, client: LabelStudio, model_version: str) -> int:
-    """The project this workbench pushes to: the recorded one, else one with the configured title, else new."""
-    settings = project_settings(project, model_version)
-    recorded = read_json(project.project_file) if project.project_file.exists() else None
-    if recorded and recorded.get("url") == client.url:
-        project_id = int(recorded["project_id"])
-        if not client.project_exists(project_id):
-            raise ProjectNotFoundError(
-                f"Label Studio project {project_id} ({recorded.get('title')!r}), which this workbench pushed "
-                f"to, is no longer on the server at {client.url}; its annotations are gone with it unless a "
-                "snapshot was pulled. To start a new project, remove .workbench/project.json and run "
-                "`workbench push` again."
-            )
-    else:
-        project_id = client.find_project(settings["title"]) or client.create_project(**settings)
-        atomic_write_json(
-            project.project_file, {"url": client.url, "project_id": project_id, "title": settings["title"]}
-        )
-    client.update_project(project_id, **settings)  # converge on the config: labels, guidelines, overlap
-    return project_id
-
-
 def push(
     project: Project,
     paragraphs: Sequence[Paragraph],
@@ -92,7 +68,7 @@ def push(
     """Import every paragraph the project does not hold yet, with its prediction, in batches."""
     predictions = _predictions_for(project, paragraphs)
     model_version = next(iter(predictions.values())).model_version if predictions else "none"
-    project_id = ensure_project(project, client, model_version)
+    project_id = ensure_project(project, client, project_settings(project, model_version))
     held = client.task_keys(project_id)
     missing = [p for p in paragraphs if p.key not in held]
     summary = PushSummary(
@@ -171,7 +147,7 @@ def _predictions_for(project: Project, paragraphs: Sequence[Paragraph]) -> dict[
     found = {pred.key: pred for pred in read_predictions(project.preannotations_file) if pred.key in wanted}
     absent = len(wanted) - len(found)
     if absent:
-        raise WorkbenchError(
+        raise NotPreannotatedError(
             f"{absent} of {len(wanted)} paragraphs have no pre-annotation in {project.preannotations_file}. "
             "Run `workbench preannotate` first (or `workbench run`, which does both)."
         )

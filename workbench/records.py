@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -73,3 +73,41 @@ class Annotation:
     cancelled: bool = False
     ground_truth: bool = False
     updated_at: str = ""
+
+
+def _column(type_: str, doc: str) -> Any:
+    """A row field's column in every release: its type as the card names it, and what it means."""
+    return field(metadata={"type": type_, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One dataset row: one annotated paragraph, as every file of a release holds it.
+
+    The one definition of a row: the build makes them, the release checks and writes them, and the release
+    schema, its Arrow columns and the card's field table follow these fields, in this order, with the column type
+    and meaning given here. `ner_tags` are IOB2 names here (a release stores them as ClassLabel ids); `spans` are
+    the human spans, sorted.
+    """
+
+    id: str = _column("string", "stable id of the paragraph: the same paragraph has the same id in every release")
+    doc_id: str = _column("string", "the article the paragraph comes from (splits are made per article)")
+    paragraph: int = _column("int32", "0-based position of the paragraph in its article")
+    text: str = _column("string", "the paragraph text")
+    tokens: tuple[str, ...] = _column(
+        "list of string", "the tokens of `text`, in order; every span edge is a token edge"
+    )
+    ner_tags: tuple[str, ...] = _column("list of ClassLabel", "IOB2 tag ids, one per token (names below)")
+    spans: tuple[Span, ...] = _column(
+        "list of {start, end, label, text}", "human spans, offsets in Unicode code points of `text`"
+    )
+    task_id: int = _column("int64", "the Label Studio task the row was annotated in")
+    annotation_ids: tuple[int, ...] = _column("list of int64", "the Label Studio annotations merged into the row")
+    annotators: tuple[int, ...] = _column(
+        "list of int64", "Label Studio user ids of those annotations (numbers, no names)"
+    )
+
+
+def row_columns() -> list[tuple[str, str, str]]:
+    """Every column of a release, in order: (name, type as the card names it, meaning)."""
+    return [(f.name, f.metadata["type"], f.metadata["doc"]) for f in fields(Row)]

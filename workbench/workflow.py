@@ -6,36 +6,57 @@ Commands that change shared state (push, pull, release) hold the project lock, s
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from workbench import __version__, server
+from workbench import release, server
 from workbench.articles import Corpus, read_corpus
-from workbench.build import PARALLEL_MIN_TASKS, Build, RowBuilder
-from workbench.errors import ReleaseError
+from workbench.build import Build, RowBuilder, processes_for
+from workbench.errors import ReleaseMismatchError
 from workbench.labelstudio import LabelStudio
-from workbench.parallel import choose_processes
-from workbench.preannotate import PreannotationSummary, load_ner_pipeline, preannotate
+from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
+from workbench.labelstudio.binding import bound_project
+from workbench.preannotate import PreannotationSummary, preannotate
 from workbench.project import Project, read_json
-from workbench.pull import Snapshot, check_same_project, iter_export, latest_snapshot, pull, recorded_project_id
+from workbench.pull import pull
 from workbench.push import PushSummary, push
-from workbench.release import ReleaseContext, check_new_version, prepare_release, write_release
+from workbench.snapshots import Snapshot, iter_export, latest_snapshot
 
 Progress = Callable[[int], None]
-T = TypeVar("T")
 
 
 def client_for(project: Project) -> LabelStudio:
     """A client for the server this project uses: LABEL_STUDIO_URL/API_KEY if set, else the local one."""
     conn = server.connection(project)
     return LabelStudio(conn.url, conn.api_key)
+
+
+# ---- the local server ------------------------------------------------------------------------------------------
+
+
+def server_start(project: Project, *, port: int | None = None) -> server.ServerInfo:
+    return server.start(project, port=port)
+
+
+def server_stop(project: Project) -> bool:
+    return server.stop(project)
+
+
+def server_status(project: Project) -> server.ServerStatus:
+    return server.status(project)
+
+
+def add_annotator(project: Project, email: str) -> tuple[AnnotatorLogin, str]:
+    """An annotator account that can log in, and the URL to log in at."""
+    conn = server.connection(project)
+    return create_annotator(conn.url, conn.api_key, email), f"{conn.url}/user/login/"
+
+
+# ---- the pipeline ----------------------------------------------------------------------------------------------
 
 
 def do_preannotate(project: Project, *, progress: Progress | None = None) -> tuple[Corpus, PreannotationSummary]:
@@ -57,154 +78,69 @@ def do_pull(project: Project) -> Snapshot:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What `workbench run` did and where annotators go next."""
+    """What `workbench run` did and where annotators go next (the login only for the local server)."""
 
     corpus: Corpus
     preannotation: PreannotationSummary
     push: PushSummary
     url: str
-    started: server.ServerInfo | None
     username: str | None
     password: str | None
 
 
 def do_run(project: Project, *, progress: Progress | None = None) -> RunResult:
     """Start the local server (unless an external one is configured), pre-annotate and push."""
-    started = None if _external() else server.start(project)
+    local = server.external_connection() is None  # half of an external pair is refused here, before any start
+    if local:
+        server.start(project)
     corpus, summary = do_preannotate(project, progress=progress)
     pushed = do_push(project, corpus=corpus, progress=progress)
     username = password = None
-    if not _external():
+    if local:
         credentials = read_json(project.credentials_file)
         username, password = credentials.get("username"), credentials.get("password")
-    return RunResult(
-        corpus=corpus,
-        preannotation=summary,
-        push=pushed,
-        url=pushed.project_url,
-        started=started,
-        username=username,
-        password=password,
-    )
-
-
-def _external() -> bool:
-    return bool(os.environ.get("LABEL_STUDIO_URL") and os.environ.get("LABEL_STUDIO_API_KEY"))
+    return RunResult(corpus, summary, pushed, pushed.project_url, username, password)
 
 
 def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapshot, Build]:
-    """Build rows and figures from a snapshot (the latest by default) without writing anything.
-
-    Tokens come from the configured pipeline's tokenizer, so the dataset tokenizes as that model does.
-    """
+    """Build rows and figures from a snapshot (the latest by default) without writing anything."""
     snapshot = snapshot or latest_snapshot(project)
-    builder, processes = _row_builder(project, snapshot)
-    for _ in builder.rows(snapshot.tasks_iter(), processes=processes):
+    builder = RowBuilder.for_config(project.config)
+    for _ in builder.rows(snapshot.tasks_iter(), processes=processes_for(snapshot.tasks)):
         pass
     return snapshot, builder.finish()
 
 
-def _row_builder(project: Project, snapshot: Snapshot) -> tuple[RowBuilder, int]:
-    """A builder with the configured pipeline's tokenizer, and how many processes the snapshot's size pays for."""
-    nlp, model_version = load_ner_pipeline(project.config.model.name)
-    builder = RowBuilder(project.config, nlp.tokenizer, model_version=model_version)
-    return builder, choose_processes(snapshot.tasks, PARALLEL_MIN_TASKS)
+# ---- releases --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReleaseResult:
-    path: Path
-    snapshot: Snapshot
-    build: Build
+def do_release(project: Project, version: str, *, progress: Progress | None = None) -> release.ReleaseResult:
+    """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/."""
+    return release.cut(project, version, progress=progress)
 
 
-def do_release(project: Project, version: str, *, progress: Progress | None = None) -> ReleaseResult:
-    """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/.
-
-    Rows stream from the snapshot through the build into the release's Arrow columns and are never all held as
-    Python objects; the build's figures, known once every row has passed, go into the manifest."""
-    config = project.config
-    with project.lock("workbench release"):
-        check_new_version(project.releases_dir, version)  # a bad version is said before minutes of work
-        snapshot = latest_snapshot(project)
-        builder, processes = _row_builder(project, snapshot)
-        tasks = _counted(snapshot.tasks_iter(), progress)
-        with contextlib.closing(builder.rows(tasks, processes=processes)) as rows:
-            try:
-                prepared = prepare_release(project.releases_dir, version, rows, config.labels, config.label_mapping)
-            except ReleaseError:
-                # What is wrong with the annotations says more than what is wrong with the release: read every
-                # task (if the release was refused before the rows), then refuse for a bad region or no rows first.
-                for _ in rows:
-                    pass
-                _refuse_empty(snapshot, builder.finish(), version)
-                raise
-        build = builder.finish()
-        _refuse_empty(snapshot, build, version)
-        ctx = ReleaseContext.from_config(
-            config,
-            version=version,
-            snapshot_name=snapshot.path.name,
-            snapshot_sha256=snapshot.sha256,
-            snapshot_time=snapshot.pulled_at,
-            labelstudio_version=snapshot.label_studio_version,
-            labelstudio_project_id=snapshot.project_id,
-            labelstudio_project_title=config.labelstudio.project_title,
-            model_name=config.model.name,
-            model_version=", ".join(build.model_versions),
-            workbench_version=__version__,
-            git_commit=git_commit(project.root),
-            alignment_report=build.alignment.as_dict(),
-            agreement=build.agreement,
-            preannotation_quality=build.quality,
-            excluded_no_annotation=build.excluded.get("no_annotation", 0),
-            excluded_only_skipped=build.excluded.get("skipped", 0),
-        )
-        path = write_release(project.releases_dir, prepared, ctx)
-    return ReleaseResult(path=path, snapshot=snapshot, build=build)
+def verify(project: Project, version: str) -> None:
+    """Recompute every checksum of a release; ReleaseMismatchError naming each file that differs."""
+    problems = release.verify_release(project.releases_dir, version)
+    if problems:
+        raise ReleaseMismatchError(version, problems)
 
 
-def _counted(items: Iterable[T], progress: Progress | None) -> Iterator[T]:
-    """`items`, reporting each one read to `progress`."""
-    for item in items:
-        yield item
-        if progress:
-            progress(1)
+def diff(project: Project, a: str, b: str) -> dict[str, Any]:
+    return release.diff_releases(project.releases_dir, a, b)
 
 
-def _refuse_empty(snapshot: Snapshot, build: Build, version: str) -> None:
-    if not build.row_count:
-        raise ReleaseError(
-            f"The snapshot {snapshot.path.name} has no task with a submitted annotation "
-            f"({build.tasks} tasks: {dict(build.excluded)}), so release {version} would be empty. Annotate "
-            "in Label Studio, run `workbench pull`, then release."
-        )
+def releases(project: Project) -> list[dict[str, Any]]:
+    return release.list_releases(project.releases_dir)
 
 
-def git_commit(root: Path) -> str:
-    """The project's git commit, with `+dirty` when the work tree has changes; empty outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return head + ("+dirty" if dirty else "")
+# ---- progress --------------------------------------------------------------------------------------------------
 
 
 def task_status(project: Project) -> dict[str, Any]:
     """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator."""
     client = client_for(project)
-    project_id = recorded_project_id(project)
-    check_same_project(project, client, project_id)
+    project_id = bound_project(project, client)
     totals: Counter[str] = Counter()
     per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
     emails = client.user_emails()

@@ -13,12 +13,13 @@ import pytest
 import spacy
 
 from tests.support import make_project
-from workbench import build, release, workflow
+from workbench import build, workflow
 from workbench.build import RowBuilder
 from workbench.config import Config
 from workbench.errors import AlignmentError
 from workbench.project import Project
-from workbench.pull import meta_path_for
+from workbench.release import writer
+from workbench.snapshots import meta_path_for
 
 TOKENIZER = spacy.blank("en").tokenizer
 TEXTS = [
@@ -110,10 +111,10 @@ def test_a_release_built_in_workers_holds_what_one_process_writes(
 ) -> None:
     tasks = [_task(n) for n in range(40)]
     one = workflow.do_release(_project_with_snapshot(tmp_path / "one", tasks), "1.0.0")
-    monkeypatch.setattr(workflow, "PARALLEL_MIN_TASKS", 1)
+    monkeypatch.setattr(build, "PARALLEL_MIN_TASKS", 1)
     monkeypatch.setattr(build, "CHUNK_TASKS", 3)
-    monkeypatch.setattr(release, "PARALLEL_MIN_ROWS", 1)
-    monkeypatch.setattr(release, "SHARD_ROWS", 4)
+    monkeypatch.setattr(writer, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(writer, "SHARD_ROWS", 4)
     seen: list[int] = []
     many = workflow.do_release(_project_with_snapshot(tmp_path / "many", tasks), "1.0.0", progress=seen.append)
     assert sum(seen) == len(tasks)  # the progress bar counts every task read
@@ -122,3 +123,15 @@ def test_a_release_built_in_workers_holds_what_one_process_writes(
         del listing["README.md"]  # the card quotes the creation time
     assert files[0] == files[1]
     assert many.build.report() == one.build.report()
+
+
+def test_the_label_mapping_is_applied_once_in_the_build_to_spans_and_tags() -> None:
+    text = TEXTS[0]
+    task = {"id": 1, "data": {"text": text, "doc_id": "d", "paragraph": 0, "key": "k"}, "predictions": [],
+            "annotations": [{"id": 1, "completed_by": 1, "result": [_region(text, "Sochi", "CITY"),
+                                                                   _region(text, "Putin", "PERSON")]}]}
+    config = Config(label_mapping={"CITY": "GPE"})
+    row = RowBuilder(config, TOKENIZER).row(task)
+    assert row is not None
+    assert [(s.text, s.label) for s in row.spans] == [("Putin", "PERSON"), ("Sochi", "GPE")]
+    assert dict(zip(row.tokens, row.ner_tags, strict=True))["Sochi"] == "B-GPE"

@@ -23,10 +23,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from workbench import labelstudio
 from workbench.articles import read_corpus
 from workbench.cli import app
-from workbench.pull import meta_path_for
+from workbench.labelstudio import transport
+from workbench.snapshots import meta_path_for
 
 GOOD = "A title\nAlice Smith met Bob Jones in Paris.\n"
 NO_SERVER_ENV = {"LABEL_STUDIO_URL": None, "LABEL_STUDIO_API_KEY": None}
@@ -257,7 +257,7 @@ def test_a_server_url_where_nothing_listens(tmp_path: Path, command: str) -> Non
 def test_a_server_that_never_answers_fails_in_seconds(
     tmp_path: Path, silent_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(labelstudio, "QUICK_TIMEOUT", 1.0)  # 60 s in real life; the point is it is not 900 s
+    monkeypatch.setattr(transport, "QUICK_TIMEOUT", 1.0)  # 60 s in real life; the point is it is not 900 s
     root = make_root(tmp_path, seeds={"a.txt": GOOD.encode()})
     _pushed(root, silent_server)
     token = _personal_token(exp=int(time.time()) + 3600)
@@ -307,6 +307,13 @@ def test_half_the_server_environment(tmp_path: Path) -> None:
     _pushed(root, "http://127.0.0.1:9")
     message = error_of(cli(root, "pull", env={"LABEL_STUDIO_URL": "http://127.0.0.1:9"}), 5)
     assert "Set LABEL_STUDIO_API_KEY too" in message
+
+
+def test_run_with_half_the_server_environment_starts_no_local_server(tmp_path: Path) -> None:
+    root = make_root(tmp_path, seeds={"a.txt": GOOD.encode()})
+    message = error_of(cli(root, "run", env={"LABEL_STUDIO_URL": "http://127.0.0.1:9"}), 5)
+    assert "Set LABEL_STUDIO_API_KEY too" in message
+    assert not (root / ".workbench" / "labelstudio").exists()  # nothing was started or prepared
 
 
 def test_no_local_server_yet(tmp_path: Path) -> None:

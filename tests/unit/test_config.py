@@ -100,6 +100,18 @@ def test_a_label_mapping_to_an_unknown_label_is_refused(tmp_path: Path) -> None:
     assert load_config(ok).label_mapping == {"PER": "PERSON"}
 
 
+@pytest.mark.parametrize(
+    ("description", "mapping"),
+    [
+        ("a swap of two labels", "{ PERSON = 'ORG', ORG = 'PERSON' }"),
+        ("a chain that would stop half-way when applied once", "{ PER = 'ORG', ORG = 'PERSON' }"),
+    ],
+)
+def test_a_label_mapping_that_renames_a_label_twice_is_refused(tmp_path: Path, description: str, mapping: str) -> None:
+    message = _error(tmp_path, f"labels = ['PERSON', 'ORG']\nlabel_mapping = {mapping}\n")
+    assert "a label is renamed once" in message, description
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     message = _error(tmp_path, "colour = 'red'\n[labelstudio]\nbatch_size = -1\n[split]\nseed = 'x'\n")
     assert "[colour]" in message and "[labelstudio -> batch_size]" in message and "[split -> seed]" in message

