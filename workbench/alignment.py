@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from spacy.attrs import IDX, LENGTH, SPACY
+from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc
 
 from workbench.records import Span
@@ -24,13 +24,13 @@ Overlap = Literal["longest", "first"]
 class Aligned:
     """One paragraph as tokens + IOB2 tags.
 
-    `Doc(vocab, words=tokens, spaces=spaces).text == text` always. `tagged` are the spans the tags encode
+    The tokens cover `text` with nothing between them but single spaces (`release.converters.words_and_spaces`
+    derives the spacing, for a spaCy Doc). `tagged` are the spans the tags encode
     (non-overlapping); `conflicts` are `(untagged, tagged)` pairs: a span that overlapped a preferred one and so
     got no tags (it stays in the row's spans). `split_tokens` counts tokenizer tokens cut at a span edge.
     """
 
     tokens: list[str]
-    spaces: list[bool]
     tags: list[str]
     split_tokens: int
     conflicts: list[tuple[Span, Span]]
@@ -56,12 +56,11 @@ def align(
     boundaries = sorted({edge for span in spans for edge in (span.start, span.end)})
 
     tokens: list[str] = []
-    spaces: list[bool] = []
     starts: list[int] = []
     split_tokens = 0
     doc = tokenizer(text)
     # Read offsets as one array: creating a Token object per token costs more than the rest of the loop.
-    for begin, length, space in doc.to_array([IDX, LENGTH, SPACY]).tolist() if len(doc) else []:
+    for begin, length in doc.to_array([IDX, LENGTH]).tolist() if len(doc) else []:
         end = begin + length
         first = bisect_right(boundaries, begin)  # the span edges strictly inside the token
         last = bisect_left(boundaries, end, first)
@@ -70,9 +69,7 @@ def align(
         pieces = [begin, *boundaries[first:last], end]
         for left, right in zip(pieces, pieces[1:], strict=False):
             tokens.append(text[left:right])
-            spaces.append(False)
             starts.append(left)
-        spaces[-1] = bool(space)
 
     tagged, conflicts = choose_tagged(spans, overlap=overlap)
     tags = ["O"] * len(tokens)
@@ -86,7 +83,6 @@ def align(
             i += 1
     return Aligned(
         tokens=tokens,
-        spaces=spaces,
         tags=tags,
         split_tokens=split_tokens,
         conflicts=conflicts,

@@ -58,6 +58,17 @@ class MergeConfig(_Strict):
     overlap: Literal["longest", "first"] = "longest"
 
 
+class CorpusConfig(_Strict):
+    """How changes to the seed articles after they were pushed are followed (see `workbench.reconcile`)."""
+
+    # A paragraph at least this similar (difflib's ratio, 1.0 = identical) to one already pushed is that paragraph,
+    # edited: its task is updated in place and its annotations carried. Less similar is a new paragraph.
+    edit_similarity: float = Field(default=0.8, gt=0.0, le=1.0)
+    # Paragraphs no longer in the seeds are retired (tagged in Label Studio, left out of releases); true keeps them
+    # for users who archive seed files on purpose.
+    keep_retired: bool = False
+
+
 class Config(_Strict):
     """The whole workbench config."""
 
@@ -70,6 +81,7 @@ class Config(_Strict):
     labelstudio: LabelStudioConfig = LabelStudioConfig()
     split: SplitConfig = SplitConfig()
     merge: MergeConfig = MergeConfig()
+    corpus: CorpusConfig = CorpusConfig()
 
     @field_validator("labels")
     @classmethod
@@ -94,7 +106,7 @@ class Config(_Strict):
                 raise ValueError(
                     f"label_mapping maps {old!r} to {new!r}, which is not in labels; add it or fix the mapping"
                 )
-            if new in self.label_mapping:
+            if new in self.label_mapping and new != old and self.label_mapping[new] != new:
                 # Applied once, {A = "B", B = "A"} would swap and {A = "B", B = "C"} would stop half-way: both
                 # read as something else than they do, so neither is accepted.
                 raise ValueError(

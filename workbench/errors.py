@@ -13,6 +13,12 @@ class WorkbenchError(Exception):
     exit_code = 1
 
 
+class Interrupted(WorkbenchError):
+    """The user pressed Ctrl-C: exit 130, as a shell reports a command ended by SIGINT."""
+
+    exit_code = 130
+
+
 class UsageError(WorkbenchError):
     """A command was called with arguments it cannot use (the same exit code as a usage error of the CLI)."""
 
@@ -51,6 +57,10 @@ class ServerError(WorkbenchError):
 
 class AuthError(ServerError):
     """The Label Studio server rejected the credentials (wrong, revoked or expired token)."""
+
+
+class LoginRefusedError(AuthError):
+    """Label Studio's login form did not accept an e-mail and password."""
 
 
 class ProjectNotFoundError(ServerError):

@@ -19,7 +19,7 @@ import psutil
 
 from workbench.errors import ServerError
 
-LOOPBACK = "127.0.0.1"
+LOOPBACK_IP = "127.0.0.1"
 
 # Popen objects of processes started by this interpreter: kept so they are reaped (no zombies) and never
 # garbage-collected while still running (which would warn).
@@ -44,20 +44,12 @@ def launch_detached(command: Sequence[str], *, log_file: Path, cwd: Path, env: M
     return process.pid
 
 
-def is_running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def alive(pid: int) -> bool:
-    """False once the process is gone or a zombie (reaped here when it is our child)."""
+    """The process exists and is not a zombie (a zombie child of this interpreter is reaped here)."""
     try:
         if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
             return True
-    except psutil.NoSuchProcess:
+    except psutil.Error:
         return False
     reap(pid)
     return False
@@ -102,7 +94,7 @@ def listening_ports(pid: int) -> set[int]:
     return ports
 
 
-def port_free(port: int, host: str = LOOPBACK) -> bool:
+def port_free(port: int, host: str = LOOPBACK_IP) -> bool:
     """Free means nobody answers on it (Label Studio's own test) and we could bind it ourselves."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(1)
@@ -118,7 +110,7 @@ def port_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
-def free_port(host: str = LOOPBACK) -> int:
+def free_port(host: str = LOOPBACK_IP) -> int:
     """Let the kernel pick a port nobody holds."""
     for _ in range(20):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

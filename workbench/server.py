@@ -22,12 +22,12 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
-from workbench.errors import AuthError, ServerError
+from workbench.errors import LoginRefusedError, ServerError
 from workbench.labelstudio.accounts import key_works, mint_token
 from workbench.labelstudio.client import is_healthy, release_of
 from workbench.labelstudio.transport import ENV_API_KEY, ENV_URL, redact
 from workbench.processes import (
-    LOOPBACK,
+    LOOPBACK_IP,
     alive,
     free_port,
     launch_detached,
@@ -38,13 +38,12 @@ from workbench.processes import (
 )
 from workbench.project import Project, atomic_write_bytes, atomic_write_json, read_json
 
-HOST = LOOPBACK
+HOST = LOOPBACK_IP
 ADMIN_EMAIL = "admin@workbench.local"
 CREDENTIAL_KEYS = ("url", "api_key", "username", "password", "port")
 
 _POLL_SECONDS = 0.25
 _LOG_TAIL_LINES = 20
-
 
 
 # --------------------------------------------------------------------------------------------- public types
@@ -395,8 +394,8 @@ def _ensure_token(project: Project, creds: dict[str, Any]) -> None:
         return
     try:
         creds["api_key"] = mint_token(url, str(creds["username"]), str(creds["password"]))
-    except AuthError:
-        raise AuthError(
+    except LoginRefusedError:
+        raise LoginRefusedError(
             f"Label Studio's data folder {_data_dir(project)} holds an admin account ({creds['username']}) whose "
             f"password is not the one in {project.credentials_file}: that file was replaced or deleted after the "
             "folder was made. Restore the file, or stop the server and move the data folder away to start "

@@ -18,9 +18,11 @@ from typing import Any
 
 import httpx
 
-from workbench.errors import AuthError, ServerError
+from workbench.errors import AuthError, LoginRefusedError, ServerError
 from workbench.labelstudio.client import LabelStudio
 from workbench.labelstudio.transport import calling, checked_url, expect, http_client, redact
+
+FORM_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def mint_token(url: str, email: str, password: str, *, revoke_existing: bool = T
                 f"The Label Studio user {email} already has a personal access token, and only one is allowed. "
                 "Revoke it on the Account & Settings page, or mint with revoke_existing=True."
             )
-        expect(response, 201, url, f"create a personal access token for {email}", secrets=(password,))
+        expect(response, 201, url, f"create a personal access token for {email}", quote=False)
         token = response.json().get("token")
         if not isinstance(token, str) or not token:
             raise ServerError(
@@ -108,7 +110,7 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
 
 def _form_client(url: str) -> httpx.Client:
     """A browser-like client: it keeps cookies and sees redirects (a 302 is how a form says yes)."""
-    return http_client(url, follow_redirects=False)
+    return http_client(url, follow_redirects=False, timeout=FORM_TIMEOUT)
 
 
 def _request(http: httpx.Client, url: str, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
@@ -126,7 +128,7 @@ def _sign_up(url: str, invite: str, email: str, password: str) -> AnnotatorLogin
                 "password and try again (an account that already exists can simply log in)."
             )
         me = _request(http, url, "GET", "/api/current-user/whoami", f"read the new account {email}")
-        expect(me, 200, url, f"read the new account {email}", secrets=(password,))
+        expect(me, 200, url, f"read the new account {email}", quote=False)
         return AnnotatorLogin(email=email, password=password, user_id=int(me.json()["id"]))
 
 
@@ -148,7 +150,7 @@ def _post_account_form(http: httpx.Client, url: str, path: str, email: str, pass
 def _log_in(http: httpx.Client, url: str, email: str, password: str) -> None:
     response = _post_account_form(http, url, "/user/login/", email, password)
     if response.status_code != 302:
-        raise AuthError(
+        raise LoginRefusedError(
             f"Label Studio at {url} did not accept the login of {email} (HTTP {response.status_code}): wrong "
             "e-mail or password. Check the account, or create it with `workbench annotators add`."
         )

@@ -23,7 +23,7 @@ from workbench.errors import AuthError, ProjectNotFoundError, ServerError
 REQUEST_TIMEOUT = 900.0
 QUICK_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ENV_URL = "LABEL_STUDIO_URL"
 ENV_API_KEY = "LABEL_STUDIO_API_KEY"
 
@@ -47,10 +47,11 @@ def http_client(url: str, *, follow_redirects: bool = True, timeout: float | Non
     """An HTTP client for the server at `url` (QUICK_TIMEOUT unless told otherwise): loopback traffic never goes
     through a proxy from the environment."""
     host = urlsplit(checked_url(url)).hostname
+    timeout = timeout or QUICK_TIMEOUT
     return httpx.Client(
-        timeout=httpx.Timeout(timeout or QUICK_TIMEOUT, connect=CONNECT_TIMEOUT),
+        timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
         follow_redirects=follow_redirects,
-        trust_env=host not in LOOPBACK,
+        trust_env=host not in LOOPBACK_HOSTS,
     )
 
 
@@ -93,23 +94,23 @@ def calling(url: str, what: str, project_id: int | None = None) -> Iterator[None
         ) from None
 
 
-def expect(
-    response: httpx.Response, code: int, url: str, what: str, *, secrets: tuple[str | None, ...] = ()
-) -> None:
-    """A raw response must have status `code`; any other is refused as `calling` refuses an SDK error."""
+def expect(response: httpx.Response, code: int, url: str, what: str, *, quote: bool = True) -> None:
+    """A response of a login-form flow must have status `code`; any other is a ServerError naming it (never an
+    AuthError: no API token is involved). `quote=False` leaves the body out (it may hold a secret)."""
     if response.status_code != code:
-        refuse(url, response.status_code, redact(response.text[:200], secrets), what, expected=code)
+        body = " ".join(response.text[:200].split()) if quote else "(not shown)"
+        raise ServerError(
+            f"Label Studio at {url} answered HTTP {response.status_code} when trying to {what} (expected {code}): "
+            f"{body!r}. Check `workbench server status` and the server log."
+        )
 
 
-def refuse(
-    url: str, status: int | None, body: Any, what: str, project_id: int | None = None, *, expected: int | None = None
-) -> NoReturn:
-    """The error for an HTTP answer with status `status` while trying to do `what`."""
+def refuse(url: str, status: int | None, body: Any, what: str, project_id: int | None = None) -> NoReturn:
+    """The error for an API answer with status `status` while trying to do `what`."""
     if status is not None and 200 <= status < 300:
         raise ServerError(
             f"The server at {url} answered, but not like Label Studio's API, while trying to {what} "
-            f"(HTTP {status}{f', expected {expected}' if expected else ''}: {short(body, 120)}). Check that "
-            f"{ENV_URL} points at a Label Studio server (version 1.23 or later)."
+            f"(got {short(body, 120)}). Check that {ENV_URL} points at a Label Studio server (version 1.23 or later)."
         )
     if status in (401, 403):
         raise AuthError(
