@@ -24,7 +24,7 @@ from bench.measure import RssSampler, isolated, machine
 from workbench import server
 from workbench.articles import read_corpus
 from workbench.pipeline import load_ner_pipeline
-from workbench.preannotate import choose_batch_size, processes_for
+from workbench.preannotate import choose_batch_size, processes_for_text
 from workbench.project import Project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def run_stages(
     root: str, project: Project, paragraphs: int, repeats: int, server_rss: RssSampler
 ) -> dict[str, dict[str, Any]]:
     chars = sum(len(p.text) for p in read_corpus(project.seeds_dir).paragraphs())
-    n_process = processes_for(project.config.model.processes, chars)  # what the workbench will choose
+    n_process = processes_for_text(project.config.model.processes, chars)  # what the workbench will choose
     batch_size = choose_batch_size(project.config.model.batch_size, n_process)
     out: dict[str, dict[str, Any]] = {}
     out["preannotate"] = compare(

@@ -127,7 +127,7 @@ def _tasks(project: Project, annotate: bool) -> list[dict[str, Any]]:
     predictions = {p.key: p for p in read_predictions(project.preannotations_file)}
     tasks = []
     for paragraph in read_corpus(project.seeds_dir).paragraphs():
-        prediction = predictions[paragraph.key]
+        prediction = predictions[paragraph.text_key]
         task = to_task(paragraph, prediction)
         if annotate:
             kept = [span for i, span in enumerate(prediction.spans) if i % 5 != 4]

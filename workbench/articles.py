@@ -35,10 +35,11 @@ class Article:
 
 @dataclass(frozen=True)
 class Corpus:
-    """Every article of the seeds folder, with duplicates set aside and reported."""
+    """Every article of the seeds folder, with duplicates and files that are not articles set aside (reported)."""
 
     articles: tuple[Article, ...]
     duplicates: tuple[tuple[str, str], ...]  # (duplicate doc_id, the doc_id it repeats)
+    ignored: tuple[str, ...] = ()  # file names in the folder that are not .txt articles
 
     def paragraphs(self) -> Iterator[Paragraph]:
         for article in self.articles:
@@ -46,19 +47,30 @@ class Corpus:
 
 
 def read_corpus(folder: Path) -> Corpus:
-    """Read every `*.txt` article of `folder`, in name order, skipping exact duplicates of an earlier article."""
+    """Read every `.txt` article of `folder` (any case: `.TXT` too), in name order, skipping exact duplicates of an
+    earlier article; other files (but hidden ones) are named in `ignored`."""
     if not folder.is_dir():
         state = "is a file, not a folder" if folder.exists() else "does not exist"
         raise SeedError(
             f"The seeds folder {folder} {state}. Put the articles there as UTF-8 .txt files "
             "(one paragraph per line, the title first), or set `seeds` in configs/workbench.toml."
         )
-    files = sorted(path for path in folder.glob("*.txt") if path.is_file())
+    found = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
+    files = [path for path in found if path.suffix.lower() == ".txt"]
+    ignored = tuple(path.name for path in found if path.suffix.lower() != ".txt")
     if not files:
         raise SeedError(
             f"The seeds folder {folder} holds no .txt article. Add the articles as UTF-8 .txt files "
             "(one paragraph per line, the title first)."
         )
+    stems: dict[str, str] = {}
+    for path in files:
+        if path.stem in stems:
+            raise SeedError(
+                f"The seeds folder {folder} holds two files for article {path.stem!r}: {stems[path.stem]} and "
+                f"{path.name}. An article's file name is its id, so rename or remove one of them."
+            )
+        stems[path.stem] = path.name
     articles: list[Article] = []
     duplicates: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
@@ -69,7 +81,7 @@ def read_corpus(folder: Path) -> Corpus:
             continue
         seen[article.sha256] = article.doc_id
         articles.append(article)
-    return Corpus(articles=tuple(articles), duplicates=tuple(duplicates))
+    return Corpus(articles=tuple(articles), duplicates=tuple(duplicates), ignored=ignored)
 
 
 def read_article(path: Path) -> Article:

@@ -17,12 +17,13 @@ from more_itertools import chunked
 
 from workbench.alignment import align
 from workbench.config import Config
-from workbench.errors import AlignmentError
+from workbench.errors import AlignmentError, SnapshotError
 from workbench.merge import merge
 from workbench.offsets import AlignmentReport, RegionMismatch, region_to_spans
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.pipeline import load_ner_pipeline
 from workbench.quality import AgreementTally, QualityTally
+from workbench.reconcile import confirmed
 from workbench.records import Annotation, Row, Span, stable_hash
 
 # Regions of these control tags are spans; anything else in a result (a comment box, say) is not ours.
@@ -71,6 +72,7 @@ class Tally:
     report: AlignmentReport = field(default_factory=AlignmentReport)
     excluded: Counter[str] = field(default_factory=Counter)
     problems: list[dict[str, Any]] = field(default_factory=list)
+    misplaced: list[str] = field(default_factory=list)  # tasks with no usable article or position
     annotators: set[int] = field(default_factory=set)
     ties: list[dict[str, Any]] = field(default_factory=list)
     tasks: int = 0
@@ -83,6 +85,7 @@ class Tally:
         self.report = self.report.merge(other.report)
         self.excluded.update(other.excluded)
         self.problems += other.problems
+        self.misplaced += other.misplaced
         self.annotators |= other.annotators
         self.ties += other.ties
         self.tasks += other.tasks
@@ -124,9 +127,17 @@ class RowBuilder:
                 yield from rows
 
     def row(self, task: dict[str, Any]) -> Row | None:
-        """One task's row, or None when no annotation of it was submitted (counted in `excluded`)."""
+        """One task's row, or None when it gives none (counted in `excluded`): no annotation was submitted,
+        the paragraph was retired from the seeds, or an edit of its text is waiting for an annotator's check."""
         config, tally = self.config, self.tally
         tally.tasks += 1
+        if task["data"].get("retired") and not config.corpus.keep_retired:
+            tally.excluded["retired"] += 1
+            return None
+        place, problem = _place_of(task)
+        if problem:
+            tally.misplaced.append(problem)
+            return None
         text = str(task["data"].get("text", ""))
         annotations = []
         for raw in task.get("annotations", []):
@@ -140,6 +151,13 @@ class RowBuilder:
         if not submitted:
             tally.excluded["skipped"] += 1
             return None
+        held = task["data"].get("held") or {}
+        if held:  # annotations whose spans an edit touched count again once submitted again
+            raw = {int(a.get("id", 0)): a for a in task.get("annotations", [])}
+            submitted = [a for a in submitted if confirmed(raw.get(a.id, {}), held)]
+            if not submitted:
+                tally.excluded["awaiting_check"] += 1
+                return None
         merged = merge(submitted, policy=config.merge.policy)
         if merged.tie:
             tally.ties.append(
@@ -157,8 +175,8 @@ class RowBuilder:
         tally.row_count += 1
         return Row(
             id=row_id,
-            doc_id=str(task["data"].get("doc_id", "")),
-            paragraph=int(task["data"].get("paragraph", 0)),
+            doc_id=place[0],
+            paragraph=place[1],
             text=text,
             tokens=tuple(aligned.tokens),
             ner_tags=tuple(aligned.tags),
@@ -171,6 +189,14 @@ class RowBuilder:
     def finish(self) -> Build:
         """The figures; AlignmentError naming every region that could not be kept exactly, if there was one."""
         tally = self.tally
+        if tally.misplaced:
+            shown = "; ".join(tally.misplaced[:MAX_REPORTED_PROBLEMS])
+            raise SnapshotError(
+                f"{len(tally.misplaced)} task(s) do not say where their paragraph is: {shown}. Every task needs "
+                "data.doc_id (its article) and data.paragraph (its 0-based position, a whole number), as the "
+                "workbench gives the tasks it pushes; fix or remove tasks imported by other means in Label Studio, "
+                "then run `workbench pull` again. Nothing was written."
+            )
         if tally.problems:
             raise AlignmentError(_problems_message(tally.problems), tally.problems)
         return Build(
@@ -205,6 +231,19 @@ def _build_chunk(tasks: list[dict[str, Any]]) -> tuple[list[Row], Tally]:
     builder = RowBuilder(*_worker_settings)
     rows = [row for row in map(builder.row, tasks) if row is not None]
     return rows, builder.tally
+
+
+def _place_of(task: dict[str, Any]) -> tuple[tuple[str, int], str]:
+    """The task's article and paragraph position, or why it has none."""
+    data = task["data"]
+    doc_id, paragraph = data.get("doc_id"), data.get("paragraph")
+    if isinstance(paragraph, str) and paragraph.strip().isdigit():
+        paragraph = int(paragraph)
+    if not isinstance(doc_id, str) or not doc_id:
+        return ("", 0), f"task {task['id']} has no data.doc_id"
+    if not isinstance(paragraph, int) or isinstance(paragraph, bool) or paragraph < 0:
+        return ("", 0), f"task {task['id']} has data.paragraph {paragraph!r}, not a whole number"
+    return (doc_id, paragraph), ""
 
 
 def row_id_of(task: dict[str, Any]) -> str:

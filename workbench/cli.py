@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench import workflow
-from workbench.errors import ServerNotRunning, UsageError, WorkbenchError
+from workbench.errors import Interrupted, ServerNotRunning, UsageError, WorkbenchError
 from workbench.project import Project
 
 app = typer.Typer(
@@ -67,11 +67,11 @@ def _guarded(action: Callable[[], T]) -> T:
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print(Text.assemble(("interrupted: ", "bold red"), "nothing half-written was kept; run it again."))
-        raise typer.Exit(130) from None
+        raise typer.Exit(Interrupted.exit_code) from None
 
 
 def _project() -> Project:
-    return _guarded(lambda: Project.open(state.root, state.config))
+    return _guarded(lambda: workflow.open_project(state.root, state.config))
 
 
 @contextmanager
@@ -143,11 +143,13 @@ def push():
     """Import paragraphs not yet in the labeling project, predictions attached. Example: workbench push"""
     project = _project()
     with _progress("importing tasks") as progress:
-        summary = _guarded(lambda: workflow.do_push(project, progress=progress))
+        corpus, summary = _guarded(lambda: workflow.do_push(project, progress=progress))
+    _report_corpus(corpus)
     out.print(
         f"{summary.imported} tasks imported, {summary.already_there} already there "
         f"({summary.paragraphs} paragraphs) -> {summary.project_url}"
     )
+    _report_changes(summary.changes, "pushed")
 
 
 @app.command()
@@ -201,6 +203,7 @@ def run():
         f"by {result.preannotation.model_version}; {result.push.imported} tasks imported, "
         f"{result.push.already_there} already there."
     )
+    _report_changes(result.push.changes, "pushed")
     out.print(Text.assemble(("\nAnnotate at ", "bold"), result.url))
     if result.username:
         # A password goes to a person at a terminal, never into a pipe, a CI log or a file.
@@ -211,9 +214,21 @@ def run():
 
 
 def _report_corpus(corpus: Any) -> None:
-    for duplicate, original in corpus.duplicates:
-        err.print(Text.assemble(("note: ", "yellow"), f"article {duplicate} repeats {original} word for word; "
-                                "it was not imported."))
+    for note in workflow.corpus_notes(corpus):
+        err.print(Text.assemble(("note: ", "yellow"), note))
+
+
+def _report_changes(changes: dict[str, Any], verb: str) -> None:
+    """One line on what changed in the seeds since the last push (nothing when nothing did)."""
+    moved = {k: changes.get(k, 0) for k in ("new", "edited", "renamed_articles", "retired", "moved", "restored")}
+    if not any(moved.values()):
+        return
+    edited = f"{moved['edited']} edited ({changes.get('spans_carried', 0)} spans carried, " \
+             f"{changes.get('to_recheck', 0)} to re-check)"  # fmt: skip
+    out.print(
+        f"seeds since the last push ({verb}): {moved['new']} new, {edited}, {moved['renamed_articles']} renamed "
+        f"articles, {moved['retired']} retired, {moved['moved']} moved, {moved['restored']} restored"
+    )
 
 
 @app.command()
@@ -227,8 +242,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     tasks = figures["tasks"]
     out.print(
         f"{tasks['total']} tasks: {tasks['annotated']} annotated, {tasks['skipped']} skipped, "
-        f"{tasks['remaining']} remaining -> {figures['url']}"
+        f"{tasks['remaining']} remaining, {tasks['retired']} retired -> {figures['url']}"
     )
+    for note in figures["notes"]:
+        err.print(Text.assemble(("note: ", "yellow"), note))
+    _report_changes(figures["corpus_changes"], "to push")
     table = Table("annotator", "annotated", "skipped")
     for who, counts in figures["annotators"].items():
         table.add_row(who, str(counts.get("annotated", 0)), str(counts.get("skipped", 0)))
@@ -257,6 +275,9 @@ def _print_report(figures: dict[str, Any]) -> None:
     out.print(f"alignment: {alignment}, conflicts: {len(figures['alignment']['conflicts'])}")
     agreement = figures["agreement"]
     out.print(f"agreement: {json.dumps(agreement, default=str)}")
+    ties = figures["merge_ties"]
+    tied = ", ".join(str(tie["task_id"]) for tie in ties[:20]) + (" ..." if len(ties) > 20 else "")
+    out.print(f"merge ties (the latest annotation was used): {len(ties)}" + (f", tasks {tied}" if ties else ""))
     for model_version, quality in figures["prediction_quality"].items():
         table = Table("label", "precision", "recall", "f1", "support", title=f"pre-annotations of {model_version}")
         for label, scores in quality.get("per_label", {}).items():
@@ -300,9 +321,15 @@ def releases():
         return
     table = Table("version", "created", "rows", "size")
     for entry in found:
-        rows = ", ".join(f"{split} {n}" for split, n in entry.get("rows", {}).items())
-        table.add_row(entry["version"], str(entry.get("created_at", "")), rows, f"{entry.get('size_bytes', 0):,} B")
+        if entry.get("problem"):
+            table.add_row(entry["version"], "unreadable", "-", "-")
+            continue
+        rows = ", ".join(f"{split} {n}" for split, n in entry["rows"].items())
+        table.add_row(entry["version"], str(entry["created_at"]), rows, f"{entry['size_bytes']:,} B")
     out.print(table)
+    for entry in found:
+        if entry.get("problem"):
+            err.print(Text.assemble(("note: ", "yellow"), entry["problem"]))
 
 
 @annotators_app.command("add")

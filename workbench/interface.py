@@ -60,6 +60,8 @@ def labeling_config(
         '  <Header value="$title" size="4"/>\n'
         '  <Header value="Source: $doc_id · $position" size="6" style="color: #666"/>\n'
         f"{proposals}"
+        # Empty unless the workbench asks for a second look (a "$field" alone shows nothing when it is empty).
+        '  <Header value="$second_look" size="6" style="color: #b35900"/>\n'
         '  <Labels name="label" toName="text" showInline="true">\n'
         f"{label_tags}\n"
         "  </Labels>\n"

@@ -39,7 +39,7 @@ def merge(annotations: Sequence[Annotation], *, policy: Policy = "ground_truth_m
     then greatest id. A lone annotation gives rule "single" (unless it is ground truth). Raises ValueError when
     none is left.
     """
-    usable = sorted((a for a in annotations if not a.cancelled), key=_recency)
+    usable = sorted((a for a in annotations if not a.cancelled), key=recency)
     if not usable:
         raise ValueError("no submitted (non-cancelled) annotation to merge")
     if policy not in ("ground_truth_majority_latest", "latest"):
@@ -91,7 +91,7 @@ def _annotators(annotations: Sequence[Annotation]) -> tuple[int, ...]:
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
-def _recency(annotation: Annotation) -> tuple[datetime, int]:
+def recency(annotation: Annotation) -> tuple[datetime, int]:
     """Sort key: parsed `updated_at` (ISO 8601; missing or unreadable sorts first, naive taken as UTC), then id."""
     try:
         moment = datetime.fromisoformat(annotation.updated_at) if annotation.updated_at else _EPOCH

@@ -18,7 +18,7 @@ from typing import Any
 
 from workbench.parallel import choose_processes
 from workbench.pipeline import load_ner_pipeline
-from workbench.project import Project, temp_path
+from workbench.project import Project, remove_stale_temps, temp_path
 from workbench.records import Paragraph, Prediction, Span, stable_hash
 
 # Below this many characters (~350 paragraphs, ~1 s of one process) forking workers costs more than it saves;
@@ -61,7 +61,7 @@ def doc_to_spans(doc: Any, labels: Iterable[str]) -> tuple[tuple[Span, ...], Cou
     return tuple(kept), dropped
 
 
-def processes_for(setting: int | str, total_chars: int) -> int:
+def processes_for_text(setting: int | str, total_chars: int) -> int:
     """Every usable core when there is enough text to pay for the extra processes (more when they are spawned)."""
     forked = _start_method() == "fork"
     minimum = PARALLEL_MIN_CHARS if forked else PARALLEL_MIN_CHARS_NO_FORK
@@ -90,31 +90,38 @@ def preannotate(
     todo = list(paragraphs)
     path = project.preannotations_file
     label_set = stable_hash(*config.labels)
-    previous = _previous_lines(path, version, label_set, {p.key for p in todo})
-    missing = [p for p in todo if p.key not in previous]
-    summary = PreannotationSummary(model_version=version, paragraphs=len(todo), reused=len(todo) - len(missing))
-    summary.processes = processes_for(config.model.processes, sum(len(p.text) for p in missing))
+    wanted = list(dict.fromkeys(p.text_key for p in todo))  # one prediction per distinct text, in corpus order
+    previous = _previous_lines(path, version, label_set, set(wanted))
+    texts = {p.text_key: p.text for p in todo}
+    missing = [key for key in wanted if key not in previous]
+    summary = PreannotationSummary(model_version=version, paragraphs=len(todo))
+    summary.processes = processes_for_text(config.model.processes, sum(len(texts[key]) for key in missing))
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent)
     tmp = temp_path(path)
+    entities: dict[str, int] = {}
     try:
         with tmp.open("w", encoding="utf-8") as out:
-            for key in (p.key for p in todo if p.key in previous):
+            for key in (key for key in wanted if key in previous):
                 out.write(previous[key])
-                summary.entities += len(_from_line(previous[key]).spans)
+                entities[key] = len(_from_line(previous[key]).spans)
             batch_size = choose_batch_size(config.model.batch_size, summary.processes)
-            docs = nlp.pipe((p.text for p in missing), batch_size=batch_size, n_process=summary.processes)
-            for paragraph, doc in zip(missing, docs, strict=True):
+            docs = nlp.pipe((texts[key] for key in missing), batch_size=batch_size, n_process=summary.processes)
+            for key, doc in zip(missing, docs, strict=True):
                 spans, dropped = doc_to_spans(doc, config.labels)
                 summary.dropped.update(dropped)
-                summary.entities += len(spans)
-                summary.annotated += 1
-                out.write(_to_line(Prediction(key=paragraph.key, model_version=version, spans=spans), label_set))
+                entities[key] = len(spans)
+                out.write(_to_line(Prediction(key=key, model_version=version, spans=spans), label_set))
                 if progress:
                     progress(1)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    fresh = set(missing)
+    summary.annotated = sum(1 for p in todo if p.text_key in fresh)
+    summary.reused = len(todo) - summary.annotated
+    summary.entities = sum(entities[p.text_key] for p in todo)
     return summary
 
 
@@ -144,7 +151,7 @@ def _from_line(line: str) -> Prediction:
 
 
 def _previous_lines(path: Path, version: str, label_set: str, wanted: set[str]) -> dict[str, str]:
-    """Saved lines of this model version and label set for paragraphs still in the corpus, by paragraph key."""
+    """Saved lines of this model version and label set for texts still in the corpus, by text key."""
     kept: dict[str, str] = {}
     if not path.exists():
         return kept

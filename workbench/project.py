@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from workbench.config import DEFAULT_CONFIG, Config, load_config
 from workbench.errors import BusyError
-from workbench.processes import is_running
+from workbench.processes import alive
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,8 @@ def _git(root: Path, *args: str) -> str:
 
 # ---- temporary files and folders -----------------------------------------------------------------------------
 
-_TEMP = re.compile(r"\..+\.tmp-(?P<pid>[0-9]+)")
+# `.name.tmp-<pid>`, and `.name.<pid>.tmp` as pulls and pre-annotation named them before.
+_TEMP = re.compile(r"\..+\.(?:tmp-(?P<pid>[0-9]+)|(?P<older>[0-9]+)\.tmp)")
 
 
 def temp_path(final: Path) -> Path:
@@ -170,7 +171,8 @@ def remove_stale_temps(folder: Path) -> None:
         return
     for child in folder.iterdir():
         match = _TEMP.fullmatch(child.name)
-        if match and (int(match["pid"]) == os.getpid() or not is_running(int(match["pid"]))):
+        pid = int(match["pid"] or match["older"]) if match else 0
+        if match and (pid == os.getpid() or not alive(pid)):
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
             else:

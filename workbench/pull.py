@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
+from workbench.errors import SnapshotError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import bound_project
 from workbench.project import Project, atomic_write_json, file_sha256, remove_stale_temps, temp_path
@@ -21,11 +22,11 @@ def pull(project: Project, client: LabelStudio) -> Snapshot:
     project_id = bound_project(project, client)
     version = client.server_version()
     pulled_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    project.snapshots_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(project.snapshots_dir)
     final = snapshot_path(project, pulled_at)
     tmp = temp_path(final)
     try:
+        project.snapshots_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(project.snapshots_dir)
         client.export_to(project_id, tmp)
         tasks = sum(1 for _ in iter_export(tmp))
         snapshot = Snapshot(
@@ -38,6 +39,11 @@ def pull(project: Project, client: LabelStudio) -> Snapshot:
         )
         atomic_write_json(snapshot.meta_path, snapshot.as_dict())
         os.replace(tmp, final)
+    except OSError as exc:
+        raise SnapshotError(
+            f"The snapshot could not be written into {project.snapshots_dir} ({exc.strerror or exc}). Check the "
+            "folder's permissions and the free space, then run `workbench pull` again; nothing was kept."
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     return snapshot

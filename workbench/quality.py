@@ -13,6 +13,7 @@ from typing import Any
 
 from spacy.scorer import PRFScore
 
+from workbench.merge import recency
 from workbench.records import Annotation, Span
 
 Key = tuple[int, int, str]
@@ -29,8 +30,13 @@ class AgreementTally:
         self.compared = self.pairs = self.identical = 0
 
     def add(self, task: Sequence[Annotation]) -> None:
-        """Count one task's submitted annotations; a task with fewer than two has nothing to compare."""
-        usable = [annotation for annotation in task if not annotation.cancelled]
+        """Count one task's submitted annotations, one per annotator (the latest: an annotator who submitted
+        twice does not agree with themself); a task with fewer than two annotators has nothing to compare."""
+        latest: dict[object, Annotation] = {}
+        for annotation in sorted((a for a in task if not a.cancelled), key=recency):
+            who = annotation.annotator if annotation.annotator is not None else ("unknown", annotation.id)
+            latest[who] = annotation
+        usable = list(latest.values())
         if len(usable) < 2:
             return
         self.compared += 1

@@ -14,6 +14,11 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]
 
 
+def text_key(text: str) -> str:
+    """The key of a text alone: what a model's predictions depend on (the same text, the same entities)."""
+    return stable_hash("text", text)
+
+
 @dataclass(frozen=True, order=True)
 class Span:
     """A labelled character span over a paragraph, in Python code points; `text == paragraph[start:end]`."""
@@ -29,7 +34,10 @@ class Span:
 
 @dataclass(frozen=True)
 class Paragraph:
-    """One non-empty line of an article: the unit of annotation (one Label Studio task, one dataset row)."""
+    """One non-empty line of an article: the unit of annotation (one Label Studio task, one dataset row).
+
+    `key` identifies it for good: given when it is first pushed (from its article, text and occurrence) and kept
+    through later renames, moves and small edits (see `reconcile`); it is the dataset row's id."""
 
     doc_id: str
     index: int
@@ -39,8 +47,13 @@ class Paragraph:
     count: int
     key: str
 
+    @property
+    def text_key(self) -> str:
+        return text_key(self.text)
+
     def task_data(self) -> dict[str, Any]:
-        """The fields stored as the Label Studio task's `data`."""
+        """The fields stored as the Label Studio task's `data` (flags always present, as strings: Label Studio's
+        filters and its labeling view read a missing field differently from an empty one)."""
         return {
             "text": self.text,
             "doc_id": self.doc_id,
@@ -50,12 +63,14 @@ class Paragraph:
             "offset": self.offset,
             "title": self.title,
             "key": self.key,
+            "retired": "",
+            "second_look": "",
         }
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The model's entities for one paragraph, kept apart from human labels."""
+    """The model's entities for one paragraph text (`key` is its `text_key`), kept apart from human labels."""
 
     key: str
     model_version: str

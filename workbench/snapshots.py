@@ -15,7 +15,7 @@ from typing import Any
 import ijson
 
 from workbench.errors import SnapshotError
-from workbench.project import Project, read_json
+from workbench.project import Project, file_sha256, read_json
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,51 @@ def snapshot_path(project: Project, pulled_at: str) -> Path:
 
 
 def latest_snapshot(project: Project) -> Snapshot:
-    """The newest complete snapshot (a snapshot counts once both it and its metadata are in place)."""
+    """The newest snapshot, with its record. A pull renames the export into place only after its record is
+    written, so an export without a readable record was damaged afterwards: that is an error naming it, never a
+    silent step back to an older snapshot."""
     folder = project.snapshots_dir
     found = folder.glob("*.json") if folder.is_dir() else []
     candidates = sorted(p for p in found if not p.name.endswith(".meta.json"))
-    for path in reversed(candidates):
-        meta = meta_path_for(path)
-        if meta.exists():
-            record = read_json(meta)
-            return Snapshot(
-                path=path,
-                sha256=record["sha256"],
-                pulled_at=record["pulled_at"],
-                project_id=int(record["project_id"]),
-                label_studio_version=record["label_studio_version"],
-                tasks=int(record["tasks"]),
-            )
-    raise SnapshotError(
-        f"There is no snapshot in {folder} yet. Run `workbench pull` to fetch the annotations first."
-    )
+    if not candidates:
+        raise SnapshotError(
+            f"There is no snapshot in {folder} yet. Run `workbench pull` to fetch the annotations first."
+        )
+    path = candidates[-1]
+    meta = meta_path_for(path)
+    try:
+        record = read_json(meta)
+        return Snapshot(
+            path=path,
+            sha256=str(record["sha256"]),
+            pulled_at=str(record["pulled_at"]),
+            project_id=int(record["project_id"]),
+            label_studio_version=str(record["label_studio_version"]),
+            tasks=int(record["tasks"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({type(exc).__name__}: {exc})"
+        raise SnapshotError(
+            f"The record of the newest snapshot {path.name}, {meta.name}, {why}, so where the snapshot came from "
+            f"and whether it is intact cannot be checked. Run `workbench pull` for a new snapshot (or move "
+            f"{path.name} out of {folder} to build from the one before it)."
+        ) from None
+
+
+def check_intact(snapshot: Snapshot) -> None:
+    """The snapshot file is byte for byte what was pulled: its sha256 is the one recorded at pull."""
+    try:
+        digest = file_sha256(snapshot.path)
+    except OSError as exc:
+        raise SnapshotError(
+            f"The snapshot {snapshot.path} cannot be read ({exc.strerror}). Run `workbench pull` for a new one."
+        ) from None
+    if digest != snapshot.sha256:
+        raise SnapshotError(
+            f"The snapshot {snapshot.path} was changed after it was pulled (its sha256 is {digest[:12]}..., the "
+            f"pull recorded {snapshot.sha256[:12]}...), so a release built from it could not be traced to Label "
+            "Studio. Run `workbench pull` for a fresh snapshot and release from that."
+        )
 
 
 def iter_export(path: Path) -> Iterator[dict[str, Any]]:

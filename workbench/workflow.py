@@ -16,6 +16,7 @@ from typing import Any
 from workbench import release, server
 from workbench.articles import Corpus, read_corpus
 from workbench.build import Build, RowBuilder, processes_for
+from workbench.carry import preview_edit
 from workbench.errors import ReleaseMismatchError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
@@ -23,10 +24,15 @@ from workbench.labelstudio.binding import bound_project
 from workbench.preannotate import PreannotationSummary, preannotate
 from workbench.project import Project, read_json
 from workbench.pull import pull
-from workbench.push import PushSummary, push
+from workbench.push import PushSummary, plan_for, push
 from workbench.snapshots import Snapshot, iter_export, latest_snapshot
 
 Progress = Callable[[int], None]
+
+
+def open_project(root: Path, config: Path | None = None) -> Project:
+    """The project in folder `root`, with its config (configs/workbench.toml unless `config` names another)."""
+    return Project.open(root, config)
 
 
 def client_for(project: Project) -> LabelStudio:
@@ -64,11 +70,13 @@ def do_preannotate(project: Project, *, progress: Progress | None = None) -> tup
     return corpus, preannotate(project, list(corpus.paragraphs()), progress=progress)
 
 
-def do_push(project: Project, *, corpus: Corpus | None = None, progress: Progress | None = None) -> PushSummary:
+def do_push(
+    project: Project, *, corpus: Corpus | None = None, progress: Progress | None = None
+) -> tuple[Corpus, PushSummary]:
     """Push the corpus (read from the seeds folder unless the caller has just read it)."""
     corpus = corpus or read_corpus(project.seeds_dir)
     with project.lock("workbench push"):
-        return push(project, list(corpus.paragraphs()), client_for(project), progress=progress)
+        return corpus, push(project, corpus, client_for(project), progress=progress)
 
 
 def do_pull(project: Project) -> Snapshot:
@@ -94,7 +102,7 @@ def do_run(project: Project, *, progress: Progress | None = None) -> RunResult:
     if local:
         server.start(project)
     corpus, summary = do_preannotate(project, progress=progress)
-    pushed = do_push(project, corpus=corpus, progress=progress)
+    _, pushed = do_push(project, corpus=corpus, progress=progress)
     username = password = None
     if local:
         credentials = read_json(project.credentials_file)
@@ -138,9 +146,13 @@ def releases(project: Project) -> list[dict[str, Any]]:
 
 
 def task_status(project: Project) -> dict[str, Any]:
-    """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator."""
+    """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator; and what
+    changed in the seeds since the last push (what the next push will do)."""
     client = client_for(project)
     project_id = bound_project(project, client)
+    corpus = read_corpus(project.seeds_dir)
+    plan, _ = plan_for(project, corpus, client, project_id)
+    previews = [preview_edit(client, update) for update in plan.edited]
     totals: Counter[str] = Counter()
     per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
     emails = client.user_emails()
@@ -151,6 +163,9 @@ def task_status(project: Project) -> dict[str, Any]:
             totals["total"] += 1
             annotations = task.get("annotations", [])
             submitted = [a for a in annotations if not a.get("was_cancelled")]
+            if task["data"].get("retired"):
+                totals["retired"] += 1
+                continue
             if submitted:
                 totals["annotated"] += 1
             elif annotations:
@@ -163,9 +178,23 @@ def task_status(project: Project) -> dict[str, Any]:
     return {
         "project_id": project_id,
         "url": f"{client.url}/projects/{project_id}/data",
-        "tasks": {key: totals.get(key, 0) for key in ("total", "annotated", "skipped", "remaining")},
+        "tasks": {key: totals.get(key, 0) for key in ("total", "annotated", "skipped", "remaining", "retired")},
         "annotators": {who: dict(counts) for who, counts in sorted(per_annotator.items())},
+        "corpus_changes": plan.counts() | {
+            "spans_carried": sum(p.moved for p in previews),
+            "to_recheck": sum(1 for p in previews if p.held),
+            "renamed": dict(plan.renamed),
+        },
+        "notes": corpus_notes(corpus),
     }
+
+
+def corpus_notes(corpus: Corpus) -> list[str]:
+    """What a user should know about the seeds folder that is not an error."""
+    notes = [f"article {duplicate} repeats {original} word for word; it was not imported."
+             for duplicate, original in corpus.duplicates]  # fmt: skip
+    notes += [f"{name} in the seeds folder is not read: only .txt files are articles." for name in corpus.ignored]
+    return notes
 
 
 def _who(completed_by: Any, emails: dict[int, str]) -> str:

@@ -63,7 +63,7 @@ class Workspace:
         (found,) = [
             p for p in read_corpus(self.project.seeds_dir).paragraphs() if (p.doc_id, p.index) == (doc_id, paragraph)
         ]
-        (prediction,) = [p for p in read_predictions(self.project.preannotations_file) if p.key == found.key]
+        (prediction,) = [p for p in read_predictions(self.project.preannotations_file) if p.key == found.text_key]
         return list(prediction.spans)
 
     def predicted_regions(self, doc_id: str, paragraph: int) -> list[tuple[str, str]]:
@@ -198,7 +198,8 @@ def _task_of(view: ui.Shown) -> tuple[str, int]:
 
 
 def test_the_view_shows_the_article_title_source_place_and_model(workspace: Workspace, seen: Seen) -> None:
-    title, source, proposals = seen.views[0].headers
+    title, source, proposals, second_look = seen.views[0].headers
+    assert second_look == ""  # nothing to look at twice: the note above the text is empty
     assert title == "Leaders meet in Rome 🇹🇷"
     assert source == f"Source: {EMOJI_DOC} · paragraph 1 of 3"
     model_version = workspace.tasks()[(EMOJI_DOC, 0)]["predictions"][0]["model_version"]

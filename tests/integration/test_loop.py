@@ -246,6 +246,8 @@ def test_skipped_and_unannotated_tasks_are_left_out_and_counted(loop: Loop, rele
     assert manifest["excluded_tasks"] == {
         "no_submitted_annotation": len(loop.tasks) - len(loop.expected) - len(loop.skipped),
         "only_skipped": len(loop.skipped),
+        "retired": 0,
+        "awaiting_check": 0,
     }
 
 

@@ -391,7 +391,8 @@ def test_manifest_publishes_the_report_figures(expected: Expected) -> None:
     assert manifest["agreement"] == expected.report["agreement"]
     assert manifest["preannotation_quality"] == expected.report["prediction_quality"]
     assert manifest["counts"]["total"]["annotators"] == 2
-    assert manifest["excluded_tasks"] == {"no_submitted_annotation": len(expected.tasks) - 8, "only_skipped": 1}
+    assert manifest["excluded_tasks"] == {"no_submitted_annotation": len(expected.tasks) - 8, "only_skipped": 1,
+                                          "retired": 0, "awaiting_check": 0}
 
 
 def _row(cells: list[Any]) -> str:

@@ -154,3 +154,19 @@ def test_html_in_an_article_is_kept_verbatim_as_text(tmp_path: Path) -> None:
 def test_the_limits_are_consistent() -> None:
     # A line longer than an article could never be reached; a limit of 0 would refuse everything.
     assert 0 < MAX_LINE_CHARS * 4 <= MAX_ARTICLE_BYTES
+
+
+def test_upper_case_txt_files_are_articles_and_other_files_are_named(tmp_path: Path) -> None:
+    (tmp_path / "a.TXT").write_text("Title\nText.\n", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("# not an article\n", encoding="utf-8")
+    (tmp_path / ".hidden").write_text("editor state\n", encoding="utf-8")
+    corpus = read_corpus(tmp_path)
+    assert [a.doc_id for a in corpus.articles] == ["a"]
+    assert corpus.ignored == ("notes.md",)
+
+
+def test_two_files_for_one_article_name_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Title\nText.\n", encoding="utf-8")
+    (tmp_path / "a.TXT").write_text("Title\nOther text.\n", encoding="utf-8")
+    with pytest.raises(SeedError, match="two files for article 'a'"):
+        read_corpus(tmp_path)

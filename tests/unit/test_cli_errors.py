@@ -108,7 +108,7 @@ def test_duplicate_articles_are_reported_and_not_annotated_twice(tmp_path: Path)
     assert "note: article 001_copy repeats 000_a word for word; it was not imported." in result.stderr
     lines = (root / ".workbench" / "preannotations.jsonl").read_text().splitlines()
     assert len(lines) == 2
-    assert {json.loads(line)["key"] for line in lines} == {p.key for p in read_corpus(root / "seeds").paragraphs()}
+    assert {json.loads(line)["key"] for line in lines} == {p.text_key for p in read_corpus(root / "seeds").paragraphs()}
 
 
 # --- config ---------------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def _pushed(root: Path, url: str) -> None:
     state = root / ".workbench"
     state.mkdir(parents=True, exist_ok=True)
     lines = [
-        json.dumps({"key": p.key, "model_version": "m-1", "label_set": "x", "spans": []})
+        json.dumps({"key": p.text_key, "model_version": "m-1", "label_set": "x", "spans": []})
         for p in read_corpus(root / "seeds").paragraphs()
     ]
     (state / "preannotations.jsonl").write_text("\n".join(lines) + "\n")
@@ -472,3 +472,105 @@ def test_what_is_wrong_with_the_annotations_is_said_before_what_the_release_refu
     _snapshot(root, [], name="2026-11-21T060000-000000Z")
     message = error_of(cli(root, "release", "0.2.0"), 8)
     assert "has no task with a submitted annotation (0 tasks" in message
+
+
+# --- what a release is built from, and what it leaves ------------------------------------------------------------
+
+
+def test_a_snapshot_changed_after_pull_is_refused_naming_it(tmp_path: Path, hf_offline: None) -> None:
+    root = make_root(tmp_path)
+    path = _snapshot(root, _annotated())
+    path.write_bytes(path.read_bytes().replace(b"Alice", b"Alicia"))
+    message = error_of(cli(root, "release", "0.1.0"), 6)
+    assert path.name in message and "was changed after it was pulled" in message
+    assert not (root / "exports").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "not JSON", "a key short"])
+def test_a_snapshot_without_its_record_is_an_error_not_a_step_back(tmp_path: Path, hf_offline: None,
+                                                                   damage: str) -> None:
+    root = make_root(tmp_path)
+    _snapshot(root, _annotated())
+    newest = _snapshot(root, _annotated(3), name="2026-11-21T060000-000000Z")
+    meta = meta_path_for(newest)
+    if damage == "missing":
+        meta.unlink()
+    elif damage == "not JSON":
+        meta.write_text("{", encoding="utf-8")
+    else:
+        meta.write_text(json.dumps({"file": newest.name, "sha256": "ab"}), encoding="utf-8")
+    message = error_of(cli(root, "release", "0.1.0"), 6)
+    assert newest.name in message and meta.name in message and "workbench pull" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"paragraph": "three"}, "has data.paragraph 'three', not a whole number"),
+        ({"paragraph": None}, "has data.paragraph None"),
+        ({"doc_id": None}, "has no data.doc_id"),
+    ],
+)
+def test_a_task_that_does_not_say_where_its_paragraph_is(tmp_path: Path, data: dict, expected: str) -> None:
+    tasks = _annotated(3)
+    tasks[1]["data"] = {key: value for key, value in {**tasks[1]["data"], **data}.items() if value is not None}
+    root = make_root(tmp_path)
+    _snapshot(root, tasks)
+    message = error_of(cli(root, "release", "0.1.0"), 6)
+    assert f"task {tasks[1]['id']} {expected}" in message
+
+
+def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path, hf_offline: None) -> None:
+    root = make_root(tmp_path)
+    _snapshot(root, _annotated())
+    (root / "exports").mkdir()
+    (root / "exports" / "news-ner").write_text("a file where the releases folder should be")
+    message = error_of(cli(root, "release", "0.1.0"), 8)
+    assert "could not be written into" in message and "exports/news-ner" in message
+
+
+def _released(tmp_path: Path) -> Path:
+    root = make_root(tmp_path)
+    _snapshot(root, _annotated())
+    assert cli(root, "release", "0.1.0").exit_code == 0
+    assert cli(root, "release", "0.2.0").exit_code == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("counts removed", "lacks counts"),
+        ("not JSON", "has no readable manifest.json"),
+        ("folder emptied", "has no readable manifest.json"),
+    ],
+)
+def test_a_damaged_manifest_is_a_clear_error_for_every_command(tmp_path: Path, hf_offline: None, damage: str,
+                                                               expected: str) -> None:
+    root = _released(tmp_path)
+    folder = root / "exports" / "news-ner" / "0.1.0"
+    manifest = folder / "manifest.json"
+    if damage == "counts removed":
+        manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items() if k != "counts"}))
+    elif damage == "not JSON":
+        manifest.write_text("{")
+    else:
+        for path in sorted(folder.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    assert expected in error_of(cli(root, "diff", "0.1.0", "0.2.0"), 8)
+    listing = cli(root, "releases")
+    assert listing.exit_code == 0 and "unreadable" in listing.stdout and expected in listing.stderr
+    assert "Traceback" not in listing.output
+    verified = cli(root, "release", "verify", "0.1.0")
+    assert verified.exit_code == 8 and "Traceback" not in verified.output
+
+
+def test_verify_notices_an_edited_manifest_without_the_changelog(tmp_path: Path, hf_offline: None) -> None:
+    root = _released(tmp_path)
+    (root / "exports" / "news-ner" / "CHANGELOG.md").unlink()
+    manifest = root / "exports" / "news-ner" / "0.2.0" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"version": "1.23.2"', '"version": "9.9.9"'))
+    result = cli(root, "release", "verify", "0.2.0")
+    assert result.exit_code == 8
+    assert "changed: manifest.json (its sha256 is not the one in manifest.sha256)" in result.stderr
+    assert cli(root, "release", "verify", "0.1.0").exit_code == 0

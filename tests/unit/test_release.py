@@ -36,6 +36,7 @@ from workbench.release import (
 )
 from workbench.release import rows as rows_module
 from workbench.release.card import parse_front_matter
+from workbench.splits import assign_splits, split_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("PERSON", "GPE", "ORG")
@@ -151,6 +152,10 @@ def ctx(version: str, labels: tuple[str, ...] = LABELS, mapping: dict[str, str] 
             "PERSON": {"precision": 0.8, "recall": 0.75}, "GPE": {"precision": 1.0, "recall": 0.5}}}},
         excluded_no_annotation=2,
         excluded_only_skipped=1,
+        excluded_retired=4,
+        excluded_awaiting_check=1,
+        merge_policy="ground_truth_majority_latest",
+        merge_ties=(12,),
         created_at="2025-01-02T03:04:05Z",
     )
 
@@ -236,7 +241,8 @@ def test_card_front_matter_parses_and_matches_the_data(first: Path) -> None:
 
 def test_manifest_checksums_every_other_file(first: Path) -> None:
     manifest = read_manifest(first.parent, "1.0.0")
-    on_disk = {p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()} - {"manifest.json"}
+    on_disk = {p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()} - {"manifest.json",
+                                                                                          "manifest.sha256"}
     assert set(manifest["files"]) == on_disk == {
         "README.md", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet",
         "train.spacy", "test.spacy", "train.conll", "test.conll",
@@ -246,7 +252,9 @@ def test_manifest_checksums_every_other_file(first: Path) -> None:
         assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert manifest["source"]["sha256"] == "ab" * 32
     assert manifest["labelstudio"] == {"version": "1.21.0", "project_id": 3, "project_title": "Workbench NER"}
-    assert manifest["excluded_tasks"] == {"no_submitted_annotation": 2, "only_skipped": 1}
+    assert manifest["excluded_tasks"] == {"no_submitted_annotation": 2, "only_skipped": 1, "retired": 4,
+                                          "awaiting_check": 1}
+    assert manifest["merge"] == {"policy": "ground_truth_majority_latest", "ties": 1, "tied_tasks": [12]}
     assert manifest["parent"] is None and manifest["created_at"] == "2025-01-02T03:04:05Z"
 
 
@@ -313,7 +321,7 @@ def test_versions_compare_numerically() -> None:
 @pytest.mark.parametrize(
     ("description", "rows", "message"),
     [
-        ("no rows", [], "no rows to release"),
+        ("no rows", [], "would be empty"),
         ("a span whose text does not match",
          [{**make_row("d", 0, [("Paris", "GPE")]),
            "spans": [{"start": 0, "end": 4, "label": "GPE", "text": "Paris"}]}],
@@ -476,7 +484,7 @@ def test_a_release_failing_half_way_leaves_nothing_visible(first: Path, releases
         real_write(path, data)
 
     monkeypatch.setattr(writer, "_write_file", failing_write)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ReleaseError, match="could not be written into .*No space left on device.*Nothing was left"):
         write_release(releases, corpus(), ctx("1.1.0"))
     assert len(written) == 3
     assert not (releases / "1.1.0").exists()
@@ -594,3 +602,37 @@ def test_changed_split_settings_are_refused_unless_resplit_is_asked_for(first: P
     split = json.loads((releases / "1.1.0" / "manifest.json").read_text())["split"]
     assert split["resplit"] is True and split["test_fraction"] == 0.4
     assert sorted(split["membership"].values()).count("test") == 2  # 2 of 5 articles, reassigned from scratch
+
+
+# ---- the corpus changing between releases ------------------------------------------------------------------
+
+
+def test_a_renamed_article_keeps_its_rows_and_its_split(first: Path, releases: Path) -> None:
+    before = read_manifest(releases, "1.0.0")["split"]["membership"]
+    old = next(doc for doc, split in sorted(before.items()) if split == "train")
+    newcomers = [f"new-{n}" for n in range(5)]
+    # a new name that a fresh placement would put in test: it sorts before every newcomer, and test needs one more
+    name = next(f"renamed-{n}" for n in range(1000)
+                if split_bucket(f"renamed-{n}", 13) < min(split_bucket(doc, 13) for doc in newcomers))
+    fresh = assign_splits([*before, name, *newcomers], test_fraction=0.2, seed=13,
+                          previous={d: s for d, s in before.items() if d != old})
+    assert fresh[name] == "test"  # so the test below can fail
+    rows = [{**row, "doc_id": name} if row["doc_id"] == old else row for row in corpus()]
+    rows += [make_row(doc, 0, [("Rome", "GPE"), "is old ."]) for doc in newcomers]
+    write_release(releases, rows, ctx("1.1.0"))
+
+    manifest = read_manifest(releases, "1.1.0")
+    assert manifest["split"]["membership"][name] == "train"  # as `old` was: a rename never crosses the line
+    assert manifest["changes"]["renamed"] == {old: name}
+    diff = diff_releases(releases, "1.0.0", "1.1.0")
+    assert (len(diff["added"]), diff["removed"], diff["changed"]) == (5, [], [])
+    assert f"`{old}` -> `{name}`" in (releases / "1.1.0" / "README.md").read_text(encoding="utf-8")
+    assert f"Renamed articles: {old} -> {name}." in (releases / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_two_rows_at_one_place_in_an_article_are_refused(releases: Path) -> None:
+    rows = corpus()
+    rows.append({**make_row("article-0", 1, ["Another text at the same place ."]), "task_id": 999})
+    with pytest.raises(ReleaseError, match="held by two rows: article article-0 paragraph 1.*workbench push"):
+        write_release(releases, rows, ctx("1.0.0"))
+    assert not releases.exists()

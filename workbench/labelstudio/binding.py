@@ -24,11 +24,19 @@ class Binding:
 
 
 def read_binding(project: Project) -> Binding | None:
-    """The recorded binding, or None before the first push."""
-    if not project.project_file.exists():
+    """The recorded binding, or None before the first push; a damaged record is an error naming the fix."""
+    path = project.project_file
+    if not path.exists():
         return None
-    record = read_json(project.project_file)
-    return Binding(url=str(record.get("url")), project_id=int(record["project_id"]), title=str(record.get("title")))
+    try:
+        record = read_json(path)
+        return Binding(url=str(record["url"]), project_id=int(record["project_id"]), title=str(record["title"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ProjectNotFoundError(
+            f"The record of this workbench's Label Studio project, {path}, cannot be read ({type(exc).__name__}: "
+            f"{exc}). Remove it and run `workbench push`: it finds the project by its title (or makes it), and "
+            "imports only what the project does not hold."
+        ) from None
 
 
 def bound_project(project: Project, client: LabelStudio) -> int:
@@ -40,7 +48,7 @@ def bound_project(project: Project, client: LabelStudio) -> int:
     binding = read_binding(project)
     if binding is None:
         raise NotPushedError(
-            "This workbench has not pushed to a Label Studio project yet, so there is nothing to pull. "
+            "This workbench has not pushed to a Label Studio project yet, so there is no project to read from. "
             "Run `workbench run` (or `workbench push`) first."
         )
     if binding.url != client.url:
@@ -56,8 +64,8 @@ def bound_project(project: Project, client: LabelStudio) -> int:
 
 
 def ensure_project(project: Project, client: LabelStudio, settings: dict[str, Any]) -> int:
-    """The project to push to: the recorded one, else one with the configured title, else a new one; its
-    settings converge on `settings` (labels, guidelines, overlap) at every push."""
+    """The project to push to: the recorded one, else one with the configured title (`settings["title"]`), else
+    a new one made with `settings`."""
     binding = read_binding(project)
     if binding and binding.url == client.url:
         project_id = binding.project_id
@@ -73,5 +81,4 @@ def ensure_project(project: Project, client: LabelStudio, settings: dict[str, An
         atomic_write_json(
             project.project_file, {"url": client.url, "project_id": project_id, "title": settings["title"]}
         )
-    client.update_project(project_id, **settings)
     return project_id

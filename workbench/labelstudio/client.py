@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from label_studio_sdk.client import LabelStudio as _SdkClient
 from label_studio_sdk.core.api_error import ApiError
 
 from workbench.errors import AuthError, ProjectNotFoundError, ServerError
-from workbench.labelstudio.transport import ENV_API_KEY, REQUEST_TIMEOUT, calling, checked_url, http_client
+from workbench.labelstudio.transport import ENV_API_KEY, REQUEST_TIMEOUT, calling, checked_url, http_client, refuse
 
 # Never let the SDK resend a POST on its own: a retried import creates its tasks twice. We reconcile by key.
 NO_RETRY = {"max_retries": 0}
@@ -121,23 +122,67 @@ class LabelStudio:
         with self._calling("update the project settings", project_id):
             self._sdk.projects.update(id=project_id, **settings)
 
+    def labels_in_use(self, project_id: int) -> dict[str, int]:
+        """How many annotated regions use each label in the project (Label Studio's project summary)."""
+        summary = self._get(f"api/projects/{project_id}/summary/", "read the project summary", project_id)
+        used: dict[str, int] = {}
+        for per_label in (summary.get("created_labels") or {}).values():
+            for label, count in (per_label or {}).items():
+                used[str(label)] = used.get(str(label), 0) + int(count)
+        return used
+
+    def _get(self, path: str, what: str, project_id: int | None = None) -> dict[str, Any]:
+        """GET an API path the SDK has no method for, with the SDK's authentication and our error mapping."""
+        with self._calling(what, project_id):
+            response = self._sdk._client_wrapper.httpx_client.request(path, method="GET")
+            if response.status_code >= 300:
+                refuse(self.url, response.status_code, response.text[:300], what, project_id)
+            return dict(response.json())
+
     def project_title(self, project_id: int) -> str:
         with self._calling("read the project", project_id):
             return str(self._sdk.projects.get(id=project_id).title)
 
     # --- tasks ------------------------------------------------------------------------------------------------
-    def task_keys(self, project_id: int, *, page_size: int = 5000) -> dict[str, int]:
-        """Every task of the project by its workbench key (`data.key`); tasks without a key are ignored."""
-        keys: dict[str, int] = {}
+    def tasks_data(self, project_id: int, *, page_size: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+        """Every task of the project as (id, data), in id order."""
         with self._calling("list the project's tasks", project_id):
             pager = self._sdk.tasks.list(
                 project=project_id, include="id,data", page_size=page_size, request_options=self._bulk
             )
-            for task in pager:
-                key = (task.data or {}).get("key")
-                if key is not None:
-                    keys.setdefault(str(key), int(task.id))
+            return sorted((int(task.id), dict(task.data or {})) for task in pager)
+
+    def task_keys(self, project_id: int) -> dict[str, int]:
+        """Every task of the project by its workbench key (`data.key`); tasks without a key are ignored."""
+        keys: dict[str, int] = {}
+        for task_id, data in self.tasks_data(project_id):
+            if data.get("key") is not None:
+                keys.setdefault(str(data["key"]), task_id)
         return keys
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """One task with its annotations and predictions, as plain JSON (timestamps as ISO strings)."""
+        with self._calling(f"read task {task_id}"):
+            return dict(self._sdk.tasks.get(id=str(task_id)).model_dump(mode="json"))
+
+    def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
+        """Replace a task's data (Label Studio replaces it whole: `data` must hold every field)."""
+        with self._calling(f"update task {task_id}"):
+            self._sdk.tasks.update(id=str(task_id), data=data)
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> str:
+        """Replace an annotation's result (its author stays its author); return its new `updated_at`."""
+        with self._calling(f"update annotation {annotation_id}"):
+            annotation = self._sdk.annotations.update(id=annotation_id, result=result)
+        return _iso(annotation.updated_at)
+
+    def replace_predictions(self, task_id: int, old: Sequence[int], prediction: dict[str, Any] | None) -> None:
+        """Delete the predictions `old` of a task (made for a text it no longer has) and add `prediction`."""
+        with self._calling(f"replace the predictions of task {task_id}"):
+            for prediction_id in old:
+                self._sdk.predictions.delete(id=prediction_id)
+            if prediction:
+                self._sdk.predictions.create(task=task_id, **prediction)
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """Import one batch in one request, never retried by the SDK; return the new task ids in input order."""
@@ -170,6 +215,13 @@ class LabelStudio:
             # Export files pile up in the server's data folder otherwise.
             with contextlib.suppress(ServerError), self._calling("delete the export snapshot", project_id):
                 self._sdk.projects.exports.delete(id=project_id, export_pk=export_id)
+
+
+def _iso(moment: Any) -> str:
+    """A timestamp as Label Studio writes it in exports: ISO 8601 in UTC with microseconds and a `Z`."""
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(moment or "")
 
 
 def is_healthy(url: str) -> bool:

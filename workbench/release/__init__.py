@@ -24,7 +24,6 @@ from typing import TypeVar
 
 from workbench import __version__
 from workbench.build import Build, RowBuilder, processes_for
-from workbench.errors import ReleaseError
 from workbench.project import Project
 from workbench.records import Row
 from workbench.release.draft import ReleaseDraft
@@ -33,7 +32,7 @@ from workbench.release.manifest import ReleaseContext, read_manifest
 from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
 from workbench.release.writer import write
-from workbench.snapshots import Snapshot, latest_snapshot
+from workbench.snapshots import Snapshot, check_intact, latest_snapshot
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
@@ -78,19 +77,16 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
     with project.lock("workbench release"):
         draft = ReleaseDraft(project.releases_dir, ctx)
         snapshot = latest_snapshot(project)
+        check_intact(snapshot)
         builder = RowBuilder.for_config(config)
         tasks = _counted(snapshot.tasks_iter(), progress)
         with contextlib.closing(builder.rows(tasks, processes=processes_for(snapshot.tasks))) as rows:
             for row in rows:
                 draft.add(row)
         build = builder.finish()  # a region that cannot be kept exactly is named before any release refusal
-        if not build.row_count:
-            raise ReleaseError(
-                f"The snapshot {snapshot.path.name} has no task with a submitted annotation "
-                f"({build.tasks} tasks: {dict(build.excluded)}), so release {version} would be empty. Annotate "
-                "in Label Studio, run `workbench pull`, then release."
-            )
-        prepared = draft.prepare()
+        prepared = draft.prepare(
+            source=f"The snapshot {snapshot.path.name}", counted=f" ({build.tasks} tasks: {dict(build.excluded)})"
+        )
         ctx = dataclasses.replace(
             ctx,
             snapshot_name=snapshot.path.name,
@@ -104,6 +100,9 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
             preannotation_quality=build.quality,
             excluded_no_annotation=build.excluded.get("no_annotation", 0),
             excluded_only_skipped=build.excluded.get("skipped", 0),
+            excluded_retired=build.excluded.get("retired", 0),
+            excluded_awaiting_check=build.excluded.get("awaiting_check", 0),
+            merge_ties=tuple(tie["task_id"] for tie in build.ties),
         )
         path = write(project.releases_dir, prepared, ctx)
     return ReleaseResult(path=path, snapshot=snapshot, build=build)
@@ -111,7 +110,10 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
 
 def write_release(releases_dir: Path, rows: Iterable[Row], ctx: ReleaseContext) -> Path:
     """Release `rows` as `ctx.version` into `releases_dir/<version>/`, without a snapshot or a build (rows made
-    elsewhere); refused, with nothing on disk changed, for the reasons `ReleaseDraft.prepare` gives."""
+    elsewhere); refused, with nothing on disk changed, for the reasons `ReleaseDraft.prepare` gives.
+
+    Rows must be final, as the build makes them: labels already renamed by `ctx.label_mapping` (which the
+    release records and uses only to keep the ids of renamed labels), spans sorted."""
     draft = ReleaseDraft(Path(releases_dir), ctx)
     for row in rows:
         draft.add(row)

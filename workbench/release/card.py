@@ -17,8 +17,6 @@ from workbench.records import row_columns
 from workbench.release.layout import parquet_path
 from workbench.splits import SPLITS
 
-SPLIT_ORDER = SPLITS
-
 
 def front_matter(
     manifest: Mapping[str, Any],
@@ -130,10 +128,10 @@ def _labels(m: Mapping[str, Any]) -> str:
     labels: list[str] = list(m["labels"])
     counts = m["counts"]
     retired = [label for label in m.get("retired_labels", []) if label not in labels]
-    body = [[label, *(_n(counts[s]["labels"].get(label, 0)) for s in SPLIT_ORDER),
+    body = [[label, *(_n(counts[s]["labels"].get(label, 0)) for s in SPLITS),
              _n(counts["total"]["labels"].get(label, 0))] for label in labels]
     text = "## Label schema\n\nEntity spans per label and split:\n\n"
-    text += _table(["label", *SPLIT_ORDER, "total"], body)
+    text += _table(["label", *SPLITS, "total"], body)
     names = m["class_label_names"]
     text += (
         f"\n\n`ner_tags` is a `ClassLabel` with {len(names)} names: "
@@ -153,7 +151,7 @@ def _labels(m: Mapping[str, Any]) -> str:
 def _splits(m: Mapping[str, Any]) -> str:
     counts = m["counts"]
     split = m["split"]
-    body = [[s, _n(counts[s]["articles"]), _n(counts[s]["rows"]), _n(counts[s]["spans"])] for s in SPLIT_ORDER]
+    body = [[s, _n(counts[s]["articles"]), _n(counts[s]["rows"]), _n(counts[s]["spans"])] for s in SPLITS]
     parent = m.get("parent")
     keep = (
         f"Articles already in the parent release {parent} kept their split; only new articles were placed."
@@ -183,8 +181,25 @@ Label Studio user ids). Label Studio {m["labelstudio"].get("version") or "?"}, p
 "{m["labelstudio"].get("project_title") or "?"}" (id {m["labelstudio"].get("project_id")}).
 
 Tasks left out of this release: {_n(excluded.get("no_submitted_annotation", 0))} with no submitted annotation,
-{_n(excluded.get("only_skipped", 0))} that annotators only skipped.
+{_n(excluded.get("only_skipped", 0))} that annotators only skipped, {_n(excluded.get("retired", 0))} whose paragraph
+is no longer in the seed articles (retired), and {_n(excluded.get("awaiting_check", 0))} whose text was edited
+after annotation and that wait for an annotator to check the spans the edit touched.
+
+{_ties(m)}
 """
+
+
+def _ties(m: Mapping[str, Any]) -> str:
+    merge = m.get("merge") or {}
+    tied = list(merge.get("tied_tasks") or [])
+    policy = merge.get("policy") or "?"
+    if not tied:
+        return f"Several annotations of one task were merged under the policy `{policy}`; no merge was a tie."
+    shown = ", ".join(str(task) for task in tied[:20]) + (f" and {len(tied) - 20} more" if len(tied) > 20 else "")
+    return (
+        f"Several annotations of one task were merged under the policy `{policy}`. {_plural(len(tied), 'task')} "
+        f"had a tie (a span exactly half the annotators marked), so the latest annotation was used: tasks {shown}."
+    )
 
 
 def _quality(m: Mapping[str, Any]) -> str:
@@ -210,9 +225,15 @@ def _changes(m: Mapping[str, Any]) -> str:
     if not parent:
         return "## Changes\n\nFirst release."
     body = [[label, _n(c["a"]), _n(c["b"]), f"{c['delta']:+d}"] for label, c in changes["label_counts"].items()]
+    renamed = changes.get("renamed") or {}
+    renames = (
+        "\n\nArticles renamed since (same rows and ids, same split): "
+        + ", ".join(f"`{old}` -> `{new}`" for old, new in renamed.items()) + "."
+        if renamed else ""
+    )
     return (
         f"## Changes since {parent}\n\n{_n(changes['added'])} rows added, {_n(changes['removed'])} removed, "
-        f"{_n(changes['changed'])} changed (same id, different spans or tags).\n\n"
+        f"{_n(changes['changed'])} changed (same id, different spans or tags).{renames}\n\n"
         + _table(["label", parent, m["version"], "delta"], body)
     )
 

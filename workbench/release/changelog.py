@@ -42,6 +42,12 @@ def changelog_entry(manifest: Mapping[str, Any], manifest_sha256: str) -> str:
             f"Against {changes['parent']}: {changes['added']} rows added, {changes['removed']} removed, "
             f"{changes['changed']} changed. Now {rows}."
         )
+        renamed = changes.get("renamed") or {}
+        if renamed:
+            lines += ["", "Renamed articles: " + ", ".join(f"{old} -> {new}" for old, new in renamed.items()) + "."]
+        retired = manifest.get("excluded_tasks", {}).get("retired", 0)
+        if retired:
+            lines += ["", f"{retired} paragraph(s) retired from the seed articles are left out."]
         moved = [(label, c) for label, c in changes["label_counts"].items() if c["delta"]]
         if moved:
             lines += ["", f"| label | {changes['parent']} | {manifest['version']} | delta |", "|---|---|---|---|"]

@@ -4,9 +4,14 @@ written, in the order a user should hear them."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+from packaging.version import Version
 
 from workbench.errors import ReleaseError
 from workbench.records import Row
@@ -15,8 +20,29 @@ from workbench.release.manifest import ReleaseContext, RowKeys, read_manifest
 from workbench.release.rows import RowPacker
 from workbench.release.schema import class_label_names
 from workbench.release.versions import check_new_version
-from workbench.release.writer import Prepared
 from workbench.splits import SPLITS, assign_splits
+
+
+@dataclass
+class Prepared:
+    """A release checked and placed, nothing written yet: its rows column-wise (tags as ClassLabel ids of
+    `names`), every article's split, and what the parent release said."""
+
+    version: str
+    parent: Version | None
+    parent_keys: RowKeys
+    names: list[str]
+    membership: dict[str, str]
+    retired_membership: dict[str, str]
+    table: pa.Table | None
+    renamed: dict[str, str] = field(default_factory=dict)  # parent doc_id -> doc_id now
+
+    def take_table(self) -> pa.Table:
+        """The rows, handed over once, so the writer can free them as soon as the parquet files hold them."""
+        table, self.table = self.table, None
+        if table is None:
+            raise ValueError(f"the rows prepared for release {self.version} were already written")
+        return table
 
 
 class ReleaseDraft:
@@ -26,16 +52,22 @@ class ReleaseDraft:
         self.releases_dir = Path(releases_dir)
         self.ctx = ctx
         self.parent = check_new_version(self.releases_dir, ctx.version)  # said before minutes of work
-        self.packer = RowPacker(ctx.labels)
+        self.packer = RowPacker(ctx.labels, ctx.label_mapping)
 
     def add(self, row: Row) -> None:
         self.packer.add(row)
 
-    def prepare(self) -> Prepared:
-        """Check the rows against the parent release and place them; ReleaseError, in this order, when the
-        parent cannot be read, a parent label vanished without a mapping, a row is inconsistent, there are no
-        rows, the split settings changed silently, or a split would be empty."""
+    def prepare(self, *, source: str = "The rows given", counted: str = "") -> Prepared:
+        """Check the rows against the parent release and place them; ReleaseError, in this order, when there
+        are no rows at all (`source` says where they came from), the parent cannot be read, a parent label
+        vanished without a mapping, a row is inconsistent, two rows claim the same place in an article, the split
+        settings changed silently, or a split would be empty."""
         ctx = self.ctx
+        if not self.packer.rows and not self.packer.problems:
+            raise ReleaseError(
+                f"{source} has no task with a submitted annotation{counted}, so release {ctx.version} would be "
+                "empty. Annotate in Label Studio, run `workbench pull`, then release."
+            )
         parent_manifest, parent_keys, parent_names = None, RowKeys(), None
         if self.parent:
             parent_manifest = read_manifest(self.releases_dir, str(self.parent))
@@ -43,13 +75,12 @@ class ReleaseDraft:
             parent_names = parent_manifest["class_label_names"]
         names = class_label_names(ctx.labels, parent_names, ctx.label_mapping)
         table = self.packer.table(names)
-        if not table.num_rows:
-            raise ReleaseError(
-                "There are no rows to release: no task has a submitted annotation yet. Annotate and submit some "
-                "tasks in Label Studio, pull a new snapshot, and release again."
-            )
-        membership, retired = _place(table.column("doc_id").unique().to_pylist(), ctx, parent_manifest)
+        row_docs = dict(zip(table.column("id").to_pylist(), table.column("doc_id").to_pylist(), strict=True))
+        _check_unique_places(table)
+        renamed = _renames(row_docs, parent_keys.docs, parent_manifest)
+        membership, retired = _place(sorted(set(row_docs.values())), ctx, parent_manifest, renamed)
         return Prepared(
+            renamed=renamed,
             version=ctx.version,
             parent=self.parent,
             parent_keys=parent_keys,
@@ -60,15 +91,46 @@ class ReleaseDraft:
         )
 
 
+def _check_unique_places(table: pa.Table) -> None:
+    """Refuse two rows at one (doc_id, paragraph): the same place in an article cannot hold two paragraphs."""
+    places = Counter(zip(table.column("doc_id").to_pylist(), table.column("paragraph").to_pylist(), strict=True))
+    twice = sorted(place for place, n in places.items() if n > 1)
+    if twice:
+        shown = ", ".join(f"article {doc} paragraph {n}" for doc, n in twice[:5])
+        raise ReleaseError(
+            f"{len(twice)} place(s) in the articles are held by two rows: {shown}. The tasks' positions are out of "
+            "date: run `workbench push` (it renumbers the paragraphs of every changed article in Label Studio), "
+            "then `workbench pull`, and release again."
+        )
+
+
+def _renames(
+    row_docs: Mapping[str, str], parent_docs: Mapping[str, str], parent_manifest: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Articles of the parent that are here under another name: their rows (same ids) now have a new doc_id."""
+    if not parent_manifest:
+        return {}
+    before = parent_manifest["split"]["membership"]
+    now = set(row_docs.values())
+    votes: dict[str, Counter[str]] = {}
+    for row_id, doc in row_docs.items():
+        old = parent_docs.get(row_id)
+        if old is not None and old != doc and old not in now and doc not in before:
+            votes.setdefault(old, Counter())[doc] += 1
+    return {old: counts.most_common(1)[0][0] for old, counts in sorted(votes.items())}
+
+
 def _place(
-    doc_ids: list[str], ctx: ReleaseContext, parent_manifest: Mapping[str, Any] | None
+    doc_ids: list[str], ctx: ReleaseContext, parent_manifest: Mapping[str, Any] | None, renamed: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Every article's split (articles of the parent keep theirs), and the parent's articles no longer present."""
+    """Every article's split (articles of the parent keep theirs, under a new name too: a rename never crosses
+    the train/test line), and the parent's articles no longer present."""
     known: dict[str, str] = {}
     if parent_manifest and not ctx.resplit:
         parent_split = parent_manifest["split"]
         _check_split_settings(parent_split, ctx)
         known = {**parent_split.get("retired_membership", {}), **parent_split["membership"]}
+        known |= {new: known[old] for old, new in renamed.items() if old in known}
     membership = assign_splits(doc_ids, test_fraction=ctx.test_fraction, seed=ctx.seed, previous=known)
     retired = {d: s for d, s in sorted(known.items()) if d not in membership}
     _check_both_splits(membership)

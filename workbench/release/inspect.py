@@ -14,7 +14,7 @@ from datasets import Features
 from workbench.errors import ReleaseError
 from workbench.project import file_sha256
 from workbench.release.changelog import changelog_entries
-from workbench.release.layout import CHANGELOG, MANIFEST, parquet_path
+from workbench.release.layout import CHANGELOG, FORMATS, MANIFEST, MANIFEST_CHECKSUM, parquet_path
 from workbench.release.manifest import Counts, RowKeys, diff_keys, read_manifest
 from workbench.release.rows import BATCH_ROWS
 from workbench.release.versions import existing_versions, release_folder
@@ -40,10 +40,10 @@ def release_keys(folder: Path, manifest: Mapping[str, Any]) -> RowKeys:
     names = manifest["class_label_names"]
     keys = RowKeys()
     for split in SPLITS:
-        for rows in release_batches(folder, split, ["id", "ner_tags", "spans"]):
+        for rows in release_batches(folder, split, ["id", "doc_id", "ner_tags", "spans"]):
             for row in rows:
                 spans = [(s["start"], s["end"], s["label"], s["text"]) for s in row["spans"]]
-                keys.add(row["id"], [names[i] for i in row["ner_tags"]], spans)
+                keys.add(row["id"], row["doc_id"], [names[i] for i in row["ner_tags"]], spans)
     return keys
 
 
@@ -69,11 +69,26 @@ def verify_release(releases_dir: Path, version: str) -> list[str]:
             problems.append(f"changed: {relpath} (sha256 differs from the manifest)")
     for path in sorted(folder.rglob("*")):
         relpath = path.relative_to(folder).as_posix()
-        if path.is_file() and relpath != MANIFEST and relpath not in listed:
+        if path.is_file() and relpath not in (MANIFEST, MANIFEST_CHECKSUM) and relpath not in listed:
             problems.append(f"extra: {relpath} (not in the manifest)")
+    problems += _manifest_checksum(folder, manifest)
     if not problems:
         problems += [f"changed: {MANIFEST} ({why})" for why in _manifest_disagreements(releases_dir, folder, manifest)]
     return problems
+
+
+def _manifest_checksum(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """The manifest against its own checksum file (releases of format 2 on have one)."""
+    path = folder / MANIFEST_CHECKSUM
+    if manifest.get("format") == FORMATS[0] and not path.exists():
+        return []
+    try:
+        recorded = path.read_text(encoding="utf-8").split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return [f"missing: {MANIFEST_CHECKSUM} (the manifest's own checksum)"]
+    if recorded != file_sha256(folder / MANIFEST):
+        return [f"changed: {MANIFEST} (its sha256 is not the one in {MANIFEST_CHECKSUM})"]
+    return []
 
 
 def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[str, Any]) -> list[str]:
@@ -111,22 +126,25 @@ def diff_releases(releases_dir: Path, a: str, b: str) -> dict[str, Any]:
 
 
 def list_releases(releases_dir: Path) -> list[dict[str, Any]]:
-    """Every release, oldest first: version, created_at, rows per split and total size in bytes."""
+    """Every release, oldest first: version, created_at, rows per split and total size in bytes; a release whose
+    manifest cannot be read is listed with the `problem`."""
     releases_dir = Path(releases_dir)
     out = []
     for version in existing_versions(releases_dir):
         folder = releases_dir / str(version)
         try:
             manifest = read_manifest(releases_dir, str(version))
-        except ReleaseError:
-            out.append({"version": str(version), "created_at": None, "rows": {}, "size_bytes": None})
+        except ReleaseError as exc:
+            out.append({"version": str(version), "created_at": None, "rows": {}, "size_bytes": None,
+                        "problem": str(exc)})  # fmt: skip
             continue
-        size = sum(info["size"] for info in manifest["files"].values()) + (folder / MANIFEST).stat().st_size
+        own = [folder / name for name in (MANIFEST, MANIFEST_CHECKSUM) if (folder / name).exists()]
+        size = sum(info["size"] for info in manifest["files"].values()) + sum(p.stat().st_size for p in own)
         out.append(
             {
                 "version": str(version),
                 "created_at": manifest["created_at"],
-                "rows": {split: manifest["counts"][split]["rows"] for split in SPLITS},
+                "rows": {split: manifest["counts"][split].get("rows") for split in SPLITS},
                 "size_bytes": size,
             }
         )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 MANIFEST = "manifest.json"
+# The manifest's own sha256, in `sha256sum` format (`sha256sum -c manifest.sha256` checks it), from format 2 on.
+MANIFEST_CHECKSUM = "manifest.sha256"
 CARD = "README.md"
 CHANGELOG = "CHANGELOG.md"  # beside the version folders, one for the dataset
-FORMAT = "workbench-release/1"
+FORMAT = "workbench-release/2"
+FORMATS = ("workbench-release/1", FORMAT)  # what can still be read
 
 
 def parquet_path(split: str) -> str:

@@ -16,7 +16,7 @@ from packaging.version import Version
 
 from workbench.config import Config
 from workbench.errors import ReleaseError
-from workbench.release.layout import FORMAT, MANIFEST
+from workbench.release.layout import FORMAT, FORMATS, MANIFEST
 from workbench.release.schema import labels_of
 from workbench.release.versions import release_folder
 from workbench.splits import SPLITS
@@ -52,6 +52,10 @@ class ReleaseContext:
     preannotation_quality: Mapping[str, Any] = field(default_factory=dict)
     excluded_no_annotation: int = 0
     excluded_only_skipped: int = 0
+    excluded_retired: int = 0
+    excluded_awaiting_check: int = 0
+    merge_policy: str = ""
+    merge_ties: tuple[int, ...] = ()
     created_at: str = ""
 
     @classmethod
@@ -67,6 +71,7 @@ class ReleaseContext:
             resplit=config.split.resplit,
             config=config.model_dump(mode="json"),
             config_hash=config.fingerprint(),
+            merge_policy=config.merge.policy,
             **rest,
         )
 
@@ -127,17 +132,20 @@ def _row_key(tags: Sequence[str], spans: Iterable[SpanKey]) -> bytes:
 
 @dataclass
 class RowKeys:
-    """One side of a diff: every row's key by id, and the spans per label."""
+    """One side of a diff: every row's key and article by id, and the spans per label."""
 
     keys: dict[str, bytes] = field(default_factory=dict)
+    docs: dict[str, str] = field(default_factory=dict)
     label_counts: Counter[str] = field(default_factory=Counter)
 
-    def add(self, row_id: str, tags: Sequence[str], spans: Sequence[SpanKey]) -> None:
+    def add(self, row_id: str, doc_id: str, tags: Sequence[str], spans: Sequence[SpanKey]) -> None:
         self.keys[row_id] = _row_key(tags, spans)
+        self.docs[row_id] = doc_id
         self.label_counts.update(span[2] for span in spans)
 
     def merge(self, other: RowKeys) -> None:
         self.keys.update(other.keys)
+        self.docs.update(other.docs)
         self.label_counts.update(other.label_counts)
 
 
@@ -201,12 +209,16 @@ def build_manifest(
         "excluded_tasks": {
             "no_submitted_annotation": ctx.excluded_no_annotation,
             "only_skipped": ctx.excluded_only_skipped,
+            "retired": ctx.excluded_retired,
+            "awaiting_check": ctx.excluded_awaiting_check,
         },
+        "merge": {"policy": ctx.merge_policy, "ties": len(ctx.merge_ties), "tied_tasks": list(ctx.merge_ties)},
         "changes": {
             "parent": str(parent) if parent else None,
             "added": len(diff["added"]),
             "removed": len(diff["removed"]),
             "changed": len(diff["changed"]),
+            "renamed": dict(diff.get("renamed", {})),
             "label_counts": diff["label_counts"],
         },
     }
@@ -223,9 +235,25 @@ def read_manifest(releases_dir: Path, version: str) -> dict[str, Any]:
             f"The release {version} in {releases_dir} has no readable {MANIFEST} ({exc}), so it cannot be trusted "
             f"or built upon. Restore the folder from a backup, or move it aside and release again."
         ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
         raise ReleaseError(
             f"The {MANIFEST} of release {version} in {releases_dir} is not a workbench manifest ({FORMAT}). "
             "Restore the folder from a backup, or move it aside and release again."
         )
+    missing = [key for key, kind in REQUIRED.items() if not isinstance(manifest.get(key), kind)]
+    missing += [f"counts.{split}" for split in (*SPLITS, "total")
+                if "counts" not in missing and not isinstance(manifest["counts"].get(split), dict)]  # fmt: skip
+    if missing:
+        raise ReleaseError(
+            f"The {MANIFEST} of release {version} in {releases_dir} lacks {', '.join(missing)} (or holds something "
+            "else there), so it was edited or written by another tool. Restore the folder from a backup, or move it "
+            "aside and release again."
+        )
     return manifest
+
+
+# What the workbench reads from a manifest: listing, diffing, verifying and releasing on top of it.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "version": str, "created_at": str, "files": dict, "counts": dict, "labels": list, "class_label_names": list,
+    "split": dict, "changes": dict,
+}  # fmt: skip

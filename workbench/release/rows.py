@@ -8,7 +8,7 @@ ClassLabel ids in one vectorised step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -29,8 +29,9 @@ _FIELDS = [f.name for f in fields(Row)]
 class RowPacker:
     """Checks rows one at a time and keeps them as Arrow record batches; nothing is written."""
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(self, labels: Sequence[str], label_mapping: Mapping[str, str] | None = None) -> None:
         self.labels = set(labels)
+        self.mapping = dict(label_mapping or {})
         self.names = iob_names(labels)  # the provisional tag ids; see `table`
         self._tag_ids = {name: i for i, name in enumerate(self.names)}
         self._schema = release_features(self.names).arrow_schema
@@ -92,18 +93,18 @@ class RowPacker:
                 return f"row {row.id!r} has span {span.as_dict()!r} whose text is not text[start:end]"
         unknown |= {span.label for span in row.spans} - self.labels
         if unknown:
+            renamed = sorted(label for label in unknown if label in self.mapping)
+            if renamed:  # rows reach a release mapped (the build maps them); these were not
+                return (f"row {row.id!r} uses label(s) {', '.join(renamed)}, which label_mapping renames: the rows "
+                        "were not made by the workbench's build")  # fmt: skip
             return f"row {row.id!r} uses label(s) {', '.join(sorted(unknown))} not in the config's labels"
         return ""
 
     def _record(self, row: Row) -> dict[str, Any]:
         record = {name: getattr(row, name) for name in _FIELDS}
         record["ner_tags"] = [self._tag_ids[tag] for tag in row.ner_tags]
-        record["spans"] = [span.as_dict() for span in sorted(row.spans, key=_span_order)]
+        record["spans"] = [span.as_dict() for span in row.spans]
         return record
-
-
-def _span_order(span: Span) -> tuple[int, int, str]:
-    return span.start, span.end, span.label
 
 
 def _with_class_labels(table: pa.Table, provisional: Sequence[str], names: Sequence[str]) -> pa.Table:

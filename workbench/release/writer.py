@@ -8,6 +8,7 @@ A release folder is either complete or absent: an interrupted release leaves onl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -20,17 +21,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import srsly
-from packaging.version import Version
 from spacy.tokens import DocBin
 from spacy.vocab import Vocab
 
 from workbench.errors import ReleaseError
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.project import file_sha256, remove_stale_temps, temp_path
-from workbench.release import card
+from workbench.release.card import front_matter, render_card
 from workbench.release.changelog import update_changelog
 from workbench.release.converters import row_to_conll, row_to_doc
-from workbench.release.layout import CARD, CHANGELOG, MANIFEST, conll_path, docbin_path, parquet_path
+from workbench.release.draft import Prepared
+from workbench.release.layout import (
+    CARD,
+    CHANGELOG,
+    MANIFEST,
+    MANIFEST_CHECKSUM,
+    conll_path,
+    docbin_path,
+    parquet_path,
+)
 from workbench.release.manifest import Counts, ReleaseContext, RowKeys, build_manifest, diff_keys
 from workbench.release.rows import BATCH_ROWS, row_of
 from workbench.release.schema import release_features
@@ -47,31 +56,30 @@ _SORT_KEYS = [("doc_id", "ascending"), ("paragraph", "ascending"), ("id", "ascen
 _parts: dict[str, pa.Table] = {}
 
 
-@dataclass
-class Prepared:
-    """A release checked and placed, nothing written yet: its rows column-wise (tags as ClassLabel ids of
-    `names`), every article's split, and what the parent release said."""
-
-    version: str
-    parent: Version | None
-    parent_keys: RowKeys
-    names: list[str]
-    membership: dict[str, str]
-    retired_membership: dict[str, str]
-    table: pa.Table | None
-
-    def take_table(self) -> pa.Table:
-        """The rows, handed over once, so the writer can free them as soon as the parquet files hold them."""
-        table, self.table = self.table, None
-        if table is None:
-            raise ValueError(f"the rows prepared for release {self.version} were already written")
-        return table
-
-
 def write(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -> Path:
     """Write `prepared` as release `ctx.version` into `releases_dir/<version>/`, update the changelog."""
     if prepared.version != ctx.version:
         raise ValueError(f"rows prepared for release {prepared.version} cannot be written as {ctx.version}")
+    try:
+        _write_folder(releases_dir, prepared, ctx)
+    except OSError as exc:
+        raise ReleaseError(
+            f"Release {ctx.version} could not be written into {releases_dir} ({exc.strerror or exc}"
+            f"{f': {exc.filename}' if exc.filename else ''}). Nothing was left behind: check the folder's permissions "
+            "and the free space, then release again."
+        ) from None
+    target = releases_dir / ctx.version
+    try:
+        update_changelog(releases_dir, ctx.dataset)
+    except OSError as exc:
+        raise ReleaseError(
+            f"Release {ctx.version} was written to {target} and is complete, but {releases_dir / CHANGELOG} could "
+            f"not be updated ({exc}). Fix the cause; the missing entry is added at the next release."
+        ) from None
+    return target
+
+
+def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -> None:
     table, names = prepared.take_table(), prepared.names
     counts, new_keys, splits = Counts(ctx.labels), RowKeys(), {}
     with _staging_folder(releases_dir, ctx.version) as folder:
@@ -83,27 +91,20 @@ def write(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -> Path:
             splits[split] = _write_parquet(folder, split, parts[split])
         del table, order
         _write_spacy_and_conll(folder, parts, names, counts, new_keys)
+        diff = diff_keys(prepared.parent_keys, new_keys) | {"renamed": prepared.renamed}
         manifest = build_manifest(
-            ctx, names, prepared.membership, prepared.retired_membership, counts.result(), prepared.parent,
-            diff_keys(prepared.parent_keys, new_keys),
-        )  # fmt: skip
+            ctx, names, prepared.membership, prepared.retired_membership, counts.result(), prepared.parent, diff
+        )
         data_files = {path: _file_entry(folder / path) for path in (parquet_path(s) for s in SPLITS)}
         sizes = {path: entry["size"] for path, entry in data_files.items()}
-        front = card.front_matter(manifest, release_features(names), splits, sizes)
-        _write_file(folder / CARD, card.render_card(front, manifest, data_files).encode("utf-8"))
+        front = front_matter(manifest, release_features(names), splits, sizes)
+        _write_file(folder / CARD, render_card(front, manifest, data_files).encode("utf-8"))
         written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         manifest["files"] = {relpath: _file_entry(folder / relpath) for relpath in written}
-        _write_file(folder / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-    target = releases_dir / ctx.version
-    try:
-        update_changelog(releases_dir, ctx.dataset)
-    except OSError as exc:
-        raise ReleaseError(
-            f"Release {ctx.version} was written to {target} and is complete, but {releases_dir / CHANGELOG} could "
-            f"not be updated ({exc}). Fix the cause; the missing entry is added at the next release."
-        ) from None
-    return target
+        manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        _write_file(folder / MANIFEST, manifest_bytes)
+        digest = hashlib.sha256(manifest_bytes).hexdigest()
+        _write_file(folder / MANIFEST_CHECKSUM, f"{digest}  {MANIFEST}\n".encode())
 
 
 # ---- files ---------------------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
                 conll.append(row_to_conll(row, row.doc_id != previous_doc))
                 previous_doc = row.doc_id
                 counts.add(split, row.doc_id, row.annotators, (span.label for span in row.spans))
-                keys.add(row.id, row.ner_tags, [(s.start, s.end, s.label, s.text) for s in row.spans])
+                keys.add(row.id, row.doc_id, row.ner_tags, [(s.start, s.end, s.label, s.text) for s in row.spans])
         data = docbin.to_bytes()
     return _Shard(docbin=data, conll="".join(conll), counts=counts, keys=keys)
 
