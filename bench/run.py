@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "latest.json"
 # The batch sizes the workbench itself uses with several processes and with one (see workbench.preannotate).
 RAW_BATCH_SIZES = (64, 256)
-UNITS = {"preannotate": "words", "push": "tasks", "pull": "tasks", "release": "examples"}
+UNITS = {"preannotate": "words", "push": "tasks", "pull": "tasks", "release": "examples", "train": "steps",
+         "preannotate_trained": "words"}
 
 
 def main() -> int:
@@ -71,7 +72,11 @@ def main() -> int:
 def make_project(root: Path) -> Project:
     """A default-config project beside the real server's virtual environment."""
     (root / "configs").mkdir(parents=True)
-    (root / "configs" / "workbench.toml").write_text("", encoding="utf-8")
+    # training runs a fixed number of steps, with no early stop, so both sides do the same work
+    (root / "configs" / "workbench.toml").write_text(
+        f"[train]\nmax_steps = {stages.TRAIN_STEPS}\npatience = 0\neval_frequency = {stages.TRAIN_STEPS}\n",
+        encoding="utf-8",
+    )
     (root / ".venv-labelstudio").symlink_to(REPO / ".venv-labelstudio", target_is_directory=True)
     return Project.open(root)
 
@@ -108,6 +113,17 @@ def run_stages(
         {"export": lambda r: isolated(stages.raw_export, root, project_id, paragraphs)},
     ) | {"server_peak_rss_mb": server_rss.take_window(), "annotated_import_per_second": annotated["per_second"]}
     out["release"] = compare("release", repeats, lambda r: isolated(stages.workbench_release, root), {})
+    out["train"] = compare(
+        "train", repeats, lambda r: isolated(stages.workbench_train, root), {"spacy train": lambda r: isolated(
+            stages.raw_train, root)},
+    )  # fmt: skip
+    model = str(project.models_dir / "1.0.0")
+    out["preannotate_trained"] = compare(
+        "preannotate_trained",
+        repeats,
+        lambda r: isolated(stages.workbench_preannotate, root, model),
+        {f"batch {b}": (lambda r, b=b: isolated(stages.raw_pipe, root, n_process, b, model)) for b in RAW_BATCH_SIZES},
+    ) | {"model": model}
     return out
 
 

@@ -7,6 +7,8 @@ A work function returns the number of units it handled (words, tasks, rows), or 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from workbench.preannotate import preannotate, read_predictions
 from workbench.project import Project, atomic_write_json
 from workbench.pull import pull
 from workbench.push import push, to_task
-from workbench.workflow import client_for, do_release
+from workbench.train import release_docs, training_config, write_training_data
+from workbench.workflow import client_for, do_release, do_train
 
 # One raw import request holds at most this many tasks (~20 MB at 10k; the server refuses requests over 250 MB).
 RAW_IMPORT_MAX = 10_000
@@ -55,8 +58,10 @@ def words(lines: list[str]) -> int:
 # ---- preannotate -------------------------------------------------------------------------------------------
 
 
-def workbench_preannotate(root: str) -> Work:
+def workbench_preannotate(root: str, model: str | None = None) -> Work:
     project = project_titled(root)
+    if model:
+        project = project.with_model(model)
     paragraphs = list(read_corpus(project.seeds_dir).paragraphs())
     count = words([p.text for p in paragraphs])
     project.preannotations_file.unlink(missing_ok=True)  # nothing to reuse: annotate everything
@@ -68,9 +73,9 @@ def workbench_preannotate(root: str) -> Work:
     return work
 
 
-def raw_pipe(root: str, n_process: int, batch_size: int) -> Work:
+def raw_pipe(root: str, n_process: int, batch_size: int, model: str | None = None) -> Work:
     project = project_titled(root)
-    name = project.config.model.name
+    name = model or project.config.model.name
     others = [pipe for pipe in spacy.util.get_model_meta(_model_path(name))["components"] if pipe != "ner"]
     nlp = spacy.load(name, exclude=others)
     lines = texts(project)
@@ -93,11 +98,11 @@ def _model_path(name: str) -> Path:
 def workbench_push(root: str, title: str) -> Work:
     project = project_titled(root, title)
     project.project_file.unlink(missing_ok=True)  # a fresh Label Studio project
-    paragraphs = list(read_corpus(project.seeds_dir).paragraphs())
+    corpus = read_corpus(project.seeds_dir)
     client = client_for(project)
 
     def work() -> int:
-        return push(project, paragraphs, client).imported
+        return push(project, corpus, client).imported
 
     return work
 
@@ -174,6 +179,45 @@ def raw_export(root: str, project_id: int, tasks: int) -> Work:
             for chunk in sdk.projects.exports.download(id=project_id, export_pk=export.id, export_type="JSON"):
                 handle.write(chunk)
         return tasks
+
+    return work
+
+
+# ---- train -------------------------------------------------------------------------------------------------
+
+# Both sides train for exactly this many steps (no early stop) on the same batches: steps/s is examples/s up to
+# the same constant on both sides.
+TRAIN_STEPS = 200
+
+
+def workbench_train(root: str) -> Work:
+    """`workbench train 1.0.0`: split off dev, spaCy's loop, then the test split scored for the model and the
+    base, the model card written (work the raw peer does not do, timed here all the same)."""
+    project = project_titled(root)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        result = do_train(project, "1.0.0", force=True)
+        return TRAIN_STEPS, {"f1": result.trained.f1, "base_f1": result.base_scores.f1, **result.paragraphs}
+
+    return work
+
+
+def raw_train(root: str) -> Work:
+    """`python -m spacy train` on the config and data the workbench trains with (made by its own code, untimed)."""
+    project = project_titled(root)
+    folder = Path(root) / "raw-train"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    settings = project.config.train
+    write_training_data(release_docs(project, "1.0.0", "train"), folder, settings.dev_fraction, settings.seed)
+    config = training_config(project, folder)
+    config["training"]["logger"] = {"@loggers": "spacy.ConsoleLogger.v1", "progress_bar": False}
+    config.to_disk(folder / "config.cfg")
+
+    def work() -> int:
+        subprocess.run([sys.executable, "-m", "spacy", "train", str(folder / "config.cfg"), "--output",
+                        str(folder / "out")], check=True, capture_output=True)  # fmt: skip
+        return TRAIN_STEPS
 
     return work
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from more_itertools import chunked
@@ -104,9 +105,10 @@ class RowBuilder:
         self.tally = Tally(agreement=AgreementTally(config.labels), quality=QualityTally(config.labels))
 
     @classmethod
-    def for_config(cls, config: Config) -> RowBuilder:
-        """A builder with the configured pipeline's tokenizer, so the dataset tokenizes as that model does."""
-        nlp, model_version = load_ner_pipeline(config.model.name)
+    def for_config(cls, config: Config, root: Path | None = None) -> RowBuilder:
+        """A builder with the configured pipeline's tokenizer (a folder relative to the project `root`), so the
+        dataset tokenizes as that model does."""
+        nlp, model_version = load_ner_pipeline(config.model.name, root)
         return cls(config, nlp.tokenizer, model_version=model_version)
 
     def rows(self, tasks: Iterable[dict[str, Any]], *, processes: int = 1) -> Iterator[Row]:

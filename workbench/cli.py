@@ -86,6 +86,14 @@ def _progress(description: str, total: int | None = None) -> Iterator[Callable[[
         yield lambda n: bar.advance(task, n)
 
 
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells wrap rather than being cut short, so a pipe or a narrow terminal loses nothing."""
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
@@ -125,11 +133,19 @@ def server_status(as_json: Annotated[bool, typer.Option("--json", help="Print JS
 
 # --- pipeline -------------------------------------------------------------------------------------------------
 @app.command()
-def preannotate():
-    """Pre-annotate the seed articles with the spaCy NER pipeline. Example: workbench preannotate"""
+def preannotate(
+    model: Annotated[
+        str | None,
+        typer.Option(help="A pipeline to use instead of [model] name: a package or a folder (a trained model)."),
+    ] = None,
+):
+    """Pre-annotate the seed articles with the spaCy NER pipeline.
+
+    Examples: workbench preannotate | workbench preannotate --model models/news-ner/0.2.0
+    """
     project = _project()
     with _progress("pre-annotating") as progress:
-        corpus, summary = _guarded(lambda: workflow.do_preannotate(project, progress=progress))
+        corpus, summary = _guarded(lambda: workflow.do_preannotate(project, model=model, progress=progress))
     _report_corpus(corpus)
     out.print(
         f"{summary.paragraphs} paragraphs pre-annotated by {summary.model_version} ({summary.annotated} new, "
@@ -150,6 +166,9 @@ def push():
         f"({summary.paragraphs} paragraphs) -> {summary.project_url}"
     )
     _report_changes(summary.changes, "pushed")
+    if summary.changes.get("predictions_added"):
+        out.print(f"{summary.changes['predictions_added']} tasks nobody has annotated got the predictions of "
+                  f"{summary.model_version} (their older predictions stay)")  # fmt: skip
 
 
 @app.command()
@@ -189,6 +208,66 @@ def release(
 
 def _missing_verify_version() -> None:
     raise UsageError("say which release to verify, e.g. `workbench release verify 0.1.0`.")
+
+
+@app.command()
+def train(
+    version: Annotated[str, typer.Argument(help="The release to train on, e.g. 0.2.0.")],
+    force: Annotated[bool, typer.Option(help="Replace a model already trained on this release.")] = False,
+):
+    """Train a spaCy NER pipeline on a release's train split and score it on its test split.
+
+    The model goes to models/<dataset>/<VERSION>/ with a model card. Example: workbench train 0.2.0
+    """
+    project = _project()
+    steps = project.config.train.max_steps
+    with _progress("training (dev F1 at each evaluation)", total=steps) as progress:
+        last = [0]
+
+        def on_evaluation(step: int, score: float) -> None:
+            if progress:
+                progress(step - last[0])
+            last[0] = step
+
+        result = _guarded(lambda: workflow.do_train(project, version, force=force, on_evaluation=on_evaluation))
+    table = _table("label", "base F1", "trained F1", "support", title=f"test split of release {version}")
+    for label, base in result.base_scores.per_label.items():
+        trained = result.trained.per_label[label]
+        table.add_row(label, _score(base["f1"]), _score(trained["f1"]), str(base["support"]))
+    table.add_row("all", _score(result.base_scores.f1), _score(result.trained.f1), "")
+    out.print(table)
+    out.print(
+        f"{result.model_version} ({result.base}) -> {result.path}; trained on {result.paragraphs['train']} "
+        f"paragraphs (dev {result.paragraphs['dev']}), scored on {result.paragraphs['test']} it never saw.\n"
+        f"Pre-annotate with it: workbench preannotate --model {result.path}, then workbench push."
+    )
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the trained models: release, base, test F1, size, date. Example: workbench models"""
+    project = _project()
+    found = _guarded(lambda: workflow.models(project))
+    if as_json:
+        _print_json(found)
+        return
+    if not found:
+        out.print(f"no model yet in {project.models_dir} (train one with `workbench train VERSION`)")
+        return
+    table = _table("model version", "release", "base", "test F1", "base F1", "size", "trained")
+    for entry in found:
+        if entry.get("problem"):
+            table.add_row(entry["path"], "unreadable", "-", "-", "-", "-", "-")
+            continue
+        table.add_row(
+            entry["model_version"], entry["release"], entry["base"], _score(entry["f1"]), _score(entry["base_f1"]),
+            f"{entry['size_bytes'] / 2**20:.1f} MB", entry["trained_at"],
+        )  # fmt: skip
+    out.print(table)
+
+
+def _score(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
 @app.command()
@@ -247,7 +326,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for note in figures["notes"]:
         err.print(Text.assemble(("note: ", "yellow"), note))
     _report_changes(figures["corpus_changes"], "to push")
-    table = Table("annotator", "annotated", "skipped")
+    table = _table("annotator", "annotated", "skipped")
     for who, counts in figures["annotators"].items():
         table.add_row(who, str(counts.get("annotated", 0)), str(counts.get("skipped", 0)))
     if figures["annotators"]:
@@ -279,7 +358,7 @@ def _print_report(figures: dict[str, Any]) -> None:
     tied = ", ".join(str(tie["task_id"]) for tie in ties[:20]) + (" ..." if len(ties) > 20 else "")
     out.print(f"merge ties (the latest annotation was used): {len(ties)}" + (f", tasks {tied}" if ties else ""))
     for model_version, quality in figures["prediction_quality"].items():
-        table = Table("label", "precision", "recall", "f1", "support", title=f"pre-annotations of {model_version}")
+        table = _table("label", "precision", "recall", "f1", "support", title=f"pre-annotations of {model_version}")
         for label, scores in quality.get("per_label", {}).items():
             table.add_row(label, *(str(scores.get(key, "")) for key in ("precision", "recall", "f1", "support")))
         out.print(table)
@@ -305,7 +384,7 @@ def diff(
         f"{a} -> {b}: {len(changes['added'])} added, {len(changes['removed'])} removed, "
         f"{len(changes['changed'])} changed"
     )
-    table = Table("label", a, b, "change")
+    table = _table("label", a, b, "change")
     for label, counts in changes.get("label_counts", {}).items():
         table.add_row(label, str(counts.get("a", 0)), str(counts.get("b", 0)), f"{counts.get('delta', 0):+d}")
     out.print(table)
@@ -319,7 +398,7 @@ def releases():
     if not found:
         out.print(f"no release yet in {project.releases_dir} (cut one with `workbench release 0.1.0`)")
         return
-    table = Table("version", "created", "rows", "size")
+    table = _table("version", "created", "rows", "size")
     for entry in found:
         if entry.get("problem"):
             table.add_row(entry["version"], "unreadable", "-", "-")

@@ -69,6 +69,22 @@ class CorpusConfig(_Strict):
     keep_retired: bool = False
 
 
+class TrainConfig(_Strict):
+    """`workbench train`: spaCy's own training loop on a release, overriding configs/train.cfg."""
+
+    # "pipeline" fine-tunes the configured [model] pipeline's ner; "blank" trains from scratch (needs more data).
+    base: Literal["pipeline", "blank"] = "pipeline"
+    config: str = "configs/train.cfg"
+    max_steps: int = Field(default=600, ge=1)
+    max_epochs: int = Field(default=0, ge=0)  # 0: no limit but max_steps
+    patience: int = Field(default=300, ge=0)  # steps without a better dev score before stopping; 0: never
+    eval_frequency: int = Field(default=50, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    # The share of the train split's articles held out as dev (to choose the best checkpoint): never the test split.
+    dev_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+
+
 class Config(_Strict):
     """The whole workbench config."""
 
@@ -82,6 +98,7 @@ class Config(_Strict):
     split: SplitConfig = SplitConfig()
     merge: MergeConfig = MergeConfig()
     corpus: CorpusConfig = CorpusConfig()
+    train: TrainConfig = TrainConfig()
 
     @field_validator("labels")
     @classmethod

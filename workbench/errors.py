@@ -111,6 +111,12 @@ class WorkerError(WorkbenchError):
     exit_code = 10
 
 
+class TrainError(WorkbenchError):
+    """A model cannot be trained on a release: too few examples, other labels than the config's, a model there."""
+
+    exit_code = 12
+
+
 class MissingStepError(WorkbenchError):
     """A command needs what an earlier step makes, and that step has not run yet."""
 

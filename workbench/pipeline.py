@@ -11,10 +11,26 @@ from typing import Any
 from workbench.errors import ModelError
 
 
-def load_ner_pipeline(name: str) -> tuple[Any, str]:
-    """Load `name` (package or path) with only NER (and what NER listens to) enabled; return it and its version."""
+def resolve(name: str, root: Path | None = None) -> str:
+    """A pipeline setting as spaCy should load it: a folder relative to the project `root` (a trained model in
+    `models/`, say) becomes its absolute path; a package name stays as it is."""
+    if root is not None and (Path(root) / name).is_dir():
+        return str((Path(root) / name).resolve())
+    return name
+
+
+def load_ner_pipeline(name: str, root: Path | None = None) -> tuple[Any, str]:
+    """Load `name` (package, or folder, relative to `root` if given) with only NER (and what NER listens to)
+    enabled; return it and its version."""
     import spacy
 
+    name = resolve(name, root)
+    folder = Path(name)
+    if folder.is_dir() and not (folder / "config.cfg").is_file():
+        raise ModelError(
+            f"The folder {name} is not a spaCy pipeline (it has no config.cfg). Point --model or [model] name at "
+            "a pipeline folder, such as one `workbench train` wrote under models/ (`workbench models` lists them)."
+        )
     try:
         nlp = spacy.load(name, exclude=_components_besides_ner(name))
         if "ner" in nlp.pipe_names and _listens_to_another_component(nlp.get_pipe("ner")):

@@ -86,7 +86,7 @@ def preannotate(
 ) -> PreannotationSummary:
     """Run NER over every paragraph and save the predictions; reuse lines already made by this model version."""
     config = project.config
-    nlp, version = load_ner_pipeline(config.model.name)
+    nlp, version = load_ner_pipeline(config.model.name, project.root)
     todo = list(paragraphs)
     path = project.preannotations_file
     label_set = stable_hash(*config.labels)

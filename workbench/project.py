@@ -33,6 +33,11 @@ class Project:
     root: Path
     config: Config
 
+    def with_model(self, name: str) -> Project:
+        """The same project, pre-annotating with pipeline `name` (a package, or a folder relative to the root)."""
+        model = self.config.model.model_copy(update={"name": name})
+        return Project(root=self.root, config=self.config.model_copy(update={"model": model}))
+
     @classmethod
     def open(cls, root: Path | str = ".", config_path: Path | str | None = None) -> Project:
         root = Path(root).resolve()
@@ -67,6 +72,11 @@ class Project:
     def project_file(self) -> Path:
         """Which Label Studio project (on which server) this workbench project pushes to."""
         return self.state_dir / "project.json"
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained models, one folder per release they were trained on (git-ignored)."""
+        return self.root / "models" / self.config.dataset
 
     @property
     def releases_dir(self) -> Path:

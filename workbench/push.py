@@ -32,6 +32,8 @@ from workbench.records import Paragraph, Prediction, text_key
 Progress = Callable[[int], None]
 # Tasks refused one at a time before push stops sending: beyond a few, the cause is the server, not the tasks.
 MAX_REFUSED = 5
+# Predictions added to existing tasks per request (Label Studio takes ~1,000 in a second).
+PREDICTION_BATCH = 1000
 
 
 @dataclass
@@ -47,6 +49,7 @@ class PushSummary:
     reconciled: int = 0
     refused: list[Paragraph] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
+    model_version: str = ""
 
 
 def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
@@ -64,7 +67,11 @@ def to_prediction(text: str, prediction: Prediction) -> dict[str, Any]:
 
 def plan_for(project: Project, corpus: Corpus, client: LabelStudio, project_id: int) -> tuple[Plan, list[Pushed]]:
     """What pushing `corpus` would change in the project (nothing is changed here)."""
-    pushed = [Pushed(task_id, data) for task_id, data in client.tasks_data(project_id) if data.get("key")]
+    pushed = [
+        Pushed(task["id"], task["data"], task["submitted"], tuple(task["model_versions"]))
+        for task in client.tasks_data(project_id)
+        if task["data"].get("key")
+    ]
     settings = project.config.corpus
     plan = reconcile(corpus.articles, pushed, edit_similarity=settings.edit_similarity,
                      keep_retired=settings.keep_retired)  # fmt: skip
@@ -79,7 +86,9 @@ def push(project: Project, corpus: Corpus, client: LabelStudio, *, progress: Pro
     settings = project_settings(project, model_version)
     project_id = ensure_project(project, client, settings)
     _check_labels_kept(project, client, project_id)
-    client.update_project(project_id, **settings)  # converge on the config: labels, guidelines, overlap
+    # converge on the config: labels, guidelines, overlap; the model version once its predictions are there
+    # (Label Studio refuses a model version no prediction of the project has)
+    client.update_project(project_id, **{k: v for k, v in settings.items() if k != "model_version"})
     plan, pushed = plan_for(project, corpus, client, project_id)
     summary = PushSummary(
         project_id=project_id,
@@ -89,6 +98,7 @@ def push(project: Project, corpus: Corpus, client: LabelStudio, *, progress: Pro
         imported=0,
         batches=0,
         changes=plan.counts(),
+        model_version=model_version,
     )
     # Retire first and import last: a push stopped half-way may leave paragraphs missing, never one twice.
     retire(client, plan.retirements)
@@ -106,9 +116,45 @@ def push(project: Project, corpus: Corpus, client: LabelStudio, *, progress: Pro
         "spans_carried": carried,
         "to_recheck": to_recheck,
         "rechecked": sum(clear_confirmed(client, t.task_id, t.data) for t in pushed if t.task_id not in edited),
+        "predictions_added": _add_newer_predictions(client, project_id, pushed, plan, predictions, model_version),
     }
     _import(client, project_id, plan.imports, predictions, summary, project.config.labelstudio.batch_size, progress)
+    held = summary.imported or summary.changes["predictions_added"] or any(
+        model_version in task.model_versions for task in pushed
+    )
+    if held:  # annotators see the newest model's predictions
+        client.update_project(project_id, model_version=model_version)
     return summary
+
+
+def _add_newer_predictions(
+    client: LabelStudio,
+    project_id: int,
+    pushed: Sequence[Pushed],
+    plan: Plan,
+    predictions: dict[str, Prediction],
+    model_version: str,
+) -> int:
+    """Give every task nobody has submitted the prediction of the model pre-annotation used now, if it lacks it.
+
+    Older predictions stay (the history of what annotators were shown); a task with a submitted annotation is
+    never touched; pushing the same model again adds nothing. Edited tasks got theirs when their text moved."""
+    retiring = {update.task_id for update in plan.retirements}
+    edited = {update.task_id for update in plan.updates if update.edited}
+    texts = {update.task_id: str(update.data["text"]) for update in plan.updates}  # restored ones included
+    items = []
+    for task in pushed:
+        gone = task.task_id in retiring or (task.retired and task.task_id not in texts)
+        if task.submitted or gone or task.task_id in edited or model_version in task.model_versions:
+            continue
+        text = texts.get(task.task_id, task.text)
+        prediction = predictions.get(text_key(text))
+        if prediction is not None:
+            items.append({"task": task.task_id, **to_prediction(text, prediction)})
+    for batch in chunked(items, PREDICTION_BATCH):
+        client.add_predictions(project_id, batch)
+    return len(items)
+
 
 
 def _import(

@@ -149,6 +149,11 @@ class QualityTally:
                     for label, score in _ordered(self.per_label[version], self.labels)
                 },
                 "counts": self.counts[version],
+                # what annotators did to this model's suggestions, per paragraph: the work a better model saves
+                "corrections_per_task": {
+                    bucket: round(n / self.tasks[version], 3) if self.tasks[version] else None
+                    for bucket, n in self.counts[version].items()
+                },
             }
             for version in sorted(self.tasks)
         }

@@ -33,10 +33,13 @@ CORPUS_FIELDS = ("text", "doc_id", "paragraph", "paragraphs", "position", "offse
 
 @dataclass(frozen=True)
 class Pushed:
-    """A task already in Label Studio, as the corpus sees it."""
+    """A task already in Label Studio, as the corpus sees it (and whether anyone submitted it, and which models
+    predicted it)."""
 
     task_id: int
     data: Mapping[str, Any]
+    submitted: int = 0
+    model_versions: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

@@ -26,6 +26,7 @@ from workbench.project import Project, read_json
 from workbench.pull import pull
 from workbench.push import PushSummary, plan_for, push
 from workbench.snapshots import Snapshot, iter_export, latest_snapshot
+from workbench.train import TrainResult, list_models, train
 
 Progress = Callable[[int], None]
 
@@ -65,8 +66,14 @@ def add_annotator(project: Project, email: str) -> tuple[AnnotatorLogin, str]:
 # ---- the pipeline ----------------------------------------------------------------------------------------------
 
 
-def do_preannotate(project: Project, *, progress: Progress | None = None) -> tuple[Corpus, PreannotationSummary]:
+def do_preannotate(
+    project: Project, *, model: str | None = None, progress: Progress | None = None
+) -> tuple[Corpus, PreannotationSummary]:
+    """Pre-annotate the seeds with the configured pipeline, or with `model` (a package or a pipeline folder, such
+    as a model `workbench train` wrote) for this run."""
     corpus = read_corpus(project.seeds_dir)
+    if model:
+        project = project.with_model(model)
     return corpus, preannotate(project, list(corpus.paragraphs()), progress=progress)
 
 
@@ -113,10 +120,25 @@ def do_run(project: Project, *, progress: Progress | None = None) -> RunResult:
 def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapshot, Build]:
     """Build rows and figures from a snapshot (the latest by default) without writing anything."""
     snapshot = snapshot or latest_snapshot(project)
-    builder = RowBuilder.for_config(project.config)
+    builder = RowBuilder.for_config(project.config, project.root)
     for _ in builder.rows(snapshot.tasks_iter(), processes=processes_for(snapshot.tasks)):
         pass
     return snapshot, builder.finish()
+
+
+# ---- models ----------------------------------------------------------------------------------------------------
+
+
+def do_train(
+    project: Project, version: str, *, force: bool = False, on_evaluation: Callable[[int, float], None] | None = None
+) -> TrainResult:
+    """Train a spaCy NER pipeline on release `version` into models/<dataset>/<version>/."""
+    with project.lock("workbench train"):
+        return train(project, version, force=force, on_evaluation=on_evaluation)
+
+
+def models(project: Project) -> list[dict[str, Any]]:
+    return list_models(project)
 
 
 # ---- releases --------------------------------------------------------------------------------------------------

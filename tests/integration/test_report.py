@@ -281,6 +281,7 @@ def _expected_quality(ex: Expected) -> dict[str, Any]:
             **scores(pred, gold),
             "per_label": per_label,
             "counts": {bucket: ex.buckets[bucket] for bucket in BUCKETS},
+            "corrections_per_task": {bucket: round(ex.buckets[bucket] / len(rows), 3) for bucket in BUCKETS},
         }
     }
 

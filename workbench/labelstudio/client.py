@@ -144,21 +144,52 @@ class LabelStudio:
             return str(self._sdk.projects.get(id=project_id).title)
 
     # --- tasks ------------------------------------------------------------------------------------------------
-    def tasks_data(self, project_id: int, *, page_size: int = 5000) -> list[tuple[int, dict[str, Any]]]:
-        """Every task of the project as (id, data), in id order."""
+    def tasks_data(self, project_id: int, *, page_size: int = 5000) -> list[dict[str, Any]]:
+        """Every task of the project, in id order: its `id`, `data`, how many `submitted` (not skipped)
+        annotations it has, and the `model_versions` of its predictions."""
         with self._calling("list the project's tasks", project_id):
             pager = self._sdk.tasks.list(
-                project=project_id, include="id,data", page_size=page_size, request_options=self._bulk
+                project=project_id,
+                include="id,data,total_annotations,predictions_model_versions",
+                page_size=page_size,
+                request_options=self._bulk,
             )
-            return sorted((int(task.id), dict(task.data or {})) for task in pager)
+            tasks = [
+                {
+                    "id": int(task.id),
+                    "data": dict(task.data or {}),
+                    "submitted": int(getattr(task, "total_annotations", 0) or 0),
+                    "model_versions": sorted(
+                        {v.strip() for v in str(getattr(task, "predictions_model_versions", "") or "").split(",")}
+                        - {""}
+                    ),
+                }
+                for task in pager
+            ]
+        return sorted(tasks, key=lambda task: task["id"])
 
     def task_keys(self, project_id: int) -> dict[str, int]:
         """Every task of the project by its workbench key (`data.key`); tasks without a key are ignored."""
         keys: dict[str, int] = {}
-        for task_id, data in self.tasks_data(project_id):
-            if data.get("key") is not None:
-                keys.setdefault(str(data["key"]), task_id)
+        for task in self.tasks_data(project_id):
+            if task["data"].get("key") is not None:
+                keys.setdefault(str(task["data"]["key"]), task["id"])
         return keys
+
+    def add_predictions(self, project_id: int, predictions: Sequence[dict[str, Any]]) -> None:
+        """Add predictions (each with its `task`) in one request; Label Studio drops the ones it finds invalid
+        without saying which, so a short count is an error."""
+        with self._calling(f"add {len(predictions)} predictions", project_id):
+            response = self._sdk.projects.import_predictions(
+                id=project_id, request=list(predictions), request_options={**NO_RETRY, **self._bulk}
+            )
+        created = int(getattr(response, "created", 0) or 0)
+        if created != len(predictions):
+            raise ServerError(
+                f"Label Studio at {self.url} stored {created} of {len(predictions)} predictions sent to project "
+                f"{project_id} (it drops predictions whose labels its labeling interface does not have). Check that "
+                "the project's labels are the config's (`workbench push` sets them), then push again."
+            )
 
     def task(self, task_id: int) -> dict[str, Any]:
         """One task with its annotations and predictions, as plain JSON (timestamps as ISO strings)."""

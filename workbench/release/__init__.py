@@ -78,7 +78,7 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
         draft = ReleaseDraft(project.releases_dir, ctx)
         snapshot = latest_snapshot(project)
         check_intact(snapshot)
-        builder = RowBuilder.for_config(config)
+        builder = RowBuilder.for_config(config, project.root)
         tasks = _counted(snapshot.tasks_iter(), progress)
         with contextlib.closing(builder.rows(tasks, processes=processes_for(snapshot.tasks))) as rows:
             for row in rows:
