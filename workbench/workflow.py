@@ -115,15 +115,6 @@ def do_run(project: Project, *, progress: Progress | None = None) -> RunResult:
     return RunResult(corpus, summary, pushed, pushed.project_url, username, password)
 
 
-def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapshot, Build]:
-    """Build rows and figures from a snapshot (the latest by default) without writing anything."""
-    snapshot = snapshot or latest_snapshot(project)
-    builder = RowBuilder.for_config(project.config)
-    for _ in builder.rows(snapshot.tasks_iter(), processes=processes_for(snapshot.tasks)):
-        pass
-    return snapshot, builder.finish()
-
-
 # ---- reports -------------------------------------------------------------------------------------------------
 
 
