@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,8 @@ class Report:
 
     snapshot: Snapshot
     build: Build
-    activity: Activity = field(default_factory=Activity)
-    shapes: RowShapes = field(default_factory=RowShapes)
+    activity: Activity
+    shapes: RowShapes
     page: Path | None = None  # where the HTML page was written, when one was asked for
 
     def figures(self) -> dict[str, Any]:
@@ -166,15 +166,21 @@ def _observed(tasks: Iterable[dict[str, Any]], observe: Callable[[dict[str, Any]
 
 
 def _check_writable(path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    why = ("it is a folder" if path.is_dir() else "the folder does not exist" if not folder.is_dir()
-           else "the folder is not writable" if not os.access(folder, os.W_OK)
-           else "the file exists and is not writable" if path.exists() and not os.access(path, os.W_OK) else "")
-    if why:
-        raise OutputPathError(
-            f"The report page cannot be written to {path}: {why}. Name a file in a folder you can write to, "
-            "e.g. `workbench report --html report.html`."
-        )
+    """A file can be written at `path`, or OutputPathError saying why not (before any work is done)."""
+    if path.is_dir():
+        why = "it is a folder"
+    elif not path.parent.is_dir():
+        why = "the folder does not exist"
+    elif not os.access(path.parent, os.W_OK):
+        why = "the folder is not writable"
+    elif path.exists() and not os.access(path, os.W_OK):
+        why = "the file exists and is not writable"
+    else:
+        return
+    raise OutputPathError(
+        f"The report page cannot be written to {path}: {why}. Name a file in a folder you can write to, "
+        "e.g. `workbench report --html report.html`."
+    )
 
 
 def _write_page(project: Project, report: Report, path: Path) -> Path:
