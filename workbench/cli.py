@@ -334,38 +334,41 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 
 @app.command()
-def report(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
-    """Alignment, agreement and pre-annotation quality of the latest snapshot. Example: workbench report"""
+def report(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", metavar="PATH", help="Also write the report as one HTML page with plots.")
+    ] = None,
+):
+    """Labeling progress, alignment, agreement and pre-annotation quality of the latest snapshot, as tables.
+
+    Examples: workbench report | workbench report --json | workbench report --html report.html
+    """
     project = _project()
-    snapshot, build = _guarded(lambda: workflow.do_build(project))
-    figures = {"snapshot": snapshot.as_dict(), **build.report()}
+    with _progress("building the report") as progress:
+        result = _guarded(lambda: workflow.do_report(project, html=html, progress=progress))
     if as_json:
-        _print_json(figures)
+        _print_json(result.figures())
+    else:
+        for table in result.tables():
+            _print_table(table)
+    if result.page is not None:
+        (err if as_json else out).print(Text.assemble(("report page written: ", "bold"), str(result.page)))
+
+
+def _print_table(table: Any) -> None:
+    """A report table (`workbench.report.tables.Table`): a rich table, then its note; only the note without rows."""
+    if not table.rows:
+        out.print(Text.assemble((f"{table.title}: ", "bold"), table.note))
         return
-    _print_report(figures)
-
-
-def _print_report(figures: dict[str, Any]) -> None:
-    out.print(
-        f"snapshot {figures['snapshot']['file']}: {figures['tasks']} tasks, {figures['rows']} rows, "
-        f"not in the dataset: {figures['excluded'] or 'none'}, {figures['annotators']} annotator(s)"
-    )
-    alignment = {k: v for k, v in figures["alignment"].items() if k != "conflicts"}
-    out.print(f"alignment: {alignment}, conflicts: {len(figures['alignment']['conflicts'])}")
-    agreement = figures["agreement"]
-    out.print(f"agreement: {json.dumps(agreement, default=str)}")
-    ties = figures["merge_ties"]
-    tied = ", ".join(str(tie["task_id"]) for tie in ties[:20]) + (" ..." if len(ties) > 20 else "")
-    out.print(f"merge ties (the latest annotation was used): {len(ties)}" + (f", tasks {tied}" if ties else ""))
-    for model_version, quality in figures["prediction_quality"].items():
-        table = _table("label", "precision", "recall", "f1", "support", title=f"pre-annotations of {model_version}")
-        for label, scores in quality.get("per_label", {}).items():
-            table.add_row(label, *(str(scores.get(key, "")) for key in ("precision", "recall", "f1", "support")))
-        out.print(table)
-        out.print(
-            f"  overall precision {quality.get('precision')}, recall {quality.get('recall')}, f1 {quality.get('f1')}; "
-            f"spans: {quality.get('counts', {})}"
-        )
+    shown = Table(title=table.title, title_justify="left", title_style="bold")
+    for column, right in zip(table.columns, table.right_aligned(), strict=True):
+        shown.add_column(column, justify="right" if right else "left", overflow="fold")  # nothing elided
+    for row in table.rows:
+        shown.add_row(*row)
+    out.print(shown)
+    if table.note:
+        out.print(Text(table.note, style="dim"))
 
 
 @app.command()

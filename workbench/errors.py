@@ -25,6 +25,11 @@ class UsageError(WorkbenchError):
     exit_code = 2
 
 
+class OutputPathError(UsageError):
+    """A file the user asked the workbench to write cannot be written where they said (no such folder, a folder
+    by that name, no permission)."""
+
+
 class ConfigError(WorkbenchError):
     """The config file is missing, malformed, or has invalid or unknown settings."""
 

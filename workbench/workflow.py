@@ -6,9 +6,11 @@ Commands that change shared state (push, pull, release) hold the project lock, s
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,17 @@ from workbench import release, server
 from workbench.articles import Corpus, read_corpus
 from workbench.build import Build, RowBuilder, processes_for
 from workbench.carry import preview_edit
-from workbench.errors import ReleaseMismatchError
+from workbench.errors import OutputPathError, ReleaseError, ReleaseMismatchError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.labelstudio.binding import bound_project
 from workbench.preannotate import PreannotationSummary, preannotate
-from workbench.project import Project, read_json
+from workbench.project import Project, atomic_write_bytes, read_json
 from workbench.pull import pull
 from workbench.push import PushSummary, plan_for, push
+from workbench.report import page, plots
+from workbench.report.figures import Activity, RowShapes
+from workbench.report.tables import Table, report_tables
 from workbench.snapshots import Snapshot, iter_export, latest_snapshot
 from workbench.train import TrainResult, list_models, train
 
@@ -117,13 +122,96 @@ def do_run(project: Project, *, progress: Progress | None = None) -> RunResult:
     return RunResult(corpus, summary, pushed, pushed.project_url, username, password)
 
 
-def do_build(project: Project, snapshot: Snapshot | None = None) -> tuple[Snapshot, Build]:
-    """Build rows and figures from a snapshot (the latest by default) without writing anything."""
-    snapshot = snapshot or latest_snapshot(project)
+# ---- reports -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """The figures of the latest snapshot's build, with who annotated when and the shape of the rows."""
+
+    snapshot: Snapshot
+    build: Build
+    activity: Activity
+    shapes: RowShapes
+    page: Path | None = None  # where the HTML page was written, when one was asked for
+
+    def figures(self) -> dict[str, Any]:
+        """What `workbench report --json` prints."""
+        return {"snapshot": self.snapshot.as_dict(), **self.build.report(),
+                "annotator_activity": self.activity.summary()}  # fmt: skip
+
+    def tables(self) -> list[Table]:
+        """What `workbench report` prints: every section of `figures()` as a table."""
+        return report_tables(self.figures())
+
+
+def do_report(project: Project, *, html: Path | None = None, progress: Progress | None = None) -> Report:
+    """Build the latest snapshot's figures (nothing is written); with `html`, also write the report page there:
+    one self-contained HTML file with the plots (the path is checked before the build, so a bad one is said at
+    once)."""
+    if html is not None:
+        _check_writable(html)
+    snapshot = latest_snapshot(project)
     builder = RowBuilder.for_config(project.config, project.root)
-    for _ in builder.rows(snapshot.tasks_iter(), processes=processes_for(snapshot.tasks)):
-        pass
-    return snapshot, builder.finish()
+    activity, shapes = Activity(), RowShapes()
+    for row in builder.rows(_observed(snapshot.tasks_iter(), activity.add, progress),
+                            processes=processes_for(snapshot.tasks)):  # fmt: skip
+        shapes.add(row)
+    report = Report(snapshot, builder.finish(), activity, shapes)
+    if html is not None:
+        report = dataclasses.replace(report, page=_write_page(project, report, html))
+    return report
+
+
+def _observed(tasks: Iterable[dict[str, Any]], observe: Callable[[dict[str, Any]], None],
+              progress: Progress | None) -> Iterator[dict[str, Any]]:  # fmt: skip
+    for task in tasks:
+        observe(task)
+        yield task
+        if progress:
+            progress(1)
+
+
+def _check_writable(path: Path) -> None:
+    """A file can be written at `path`, or OutputPathError saying why not (before any work is done)."""
+    if path.is_dir():
+        why = "it is a folder"
+    elif not path.parent.is_dir():
+        why = "the folder does not exist"
+    elif not os.access(path.parent, os.W_OK):
+        why = "the folder is not writable"
+    elif path.exists() and not os.access(path, os.W_OK):
+        why = "the file exists and is not writable"
+    else:
+        return
+    raise OutputPathError(
+        f"The report page cannot be written to {path}: {why}. Name a file in a folder you can write to, "
+        "e.g. `workbench report --html report.html`."
+    )
+
+
+def _write_page(project: Project, report: Report, path: Path) -> Path:
+    manifests = []
+    for entry in release.list_releases(project.releases_dir):
+        if not entry.get("problem"):
+            try:
+                manifests.append(release.read_manifest(project.releases_dir, entry["version"]))
+            except ReleaseError:
+                continue  # `workbench releases` names an unreadable release; the page shows the others
+    sections = page.plan(report.figures(), report.activity, report.shapes, manifests, project.config.labels)
+    images = {chart.key: plots.draw(chart) for chart in page.charts_of(sections)}
+    snap = report.snapshot
+    subtitle = (f"Snapshot {snap.path.name}, pulled {snap.pulled_at} from Label Studio {snap.label_studio_version} "
+                f"(project {snap.project_id}): {report.build.tasks} tasks, {report.build.row_count} rows.")  # fmt: skip
+    text = page.render(f"{project.config.dataset}: report", subtitle, sections, images)
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise OutputPathError(
+            f"The report page could not be written to {path} ({exc.strerror or exc}). Check the folder's "
+            "permissions and free space, or name another file."
+        ) from None
+    return path
 
 
 # ---- models ----------------------------------------------------------------------------------------------------

@@ -436,3 +436,23 @@ def test_card_shows_alignment_agreement_and_quality(expected: Expected) -> None:
 def test_card_quality_section_names_the_model_version_verbatim(expected: Expected) -> None:
     quality = _section(_card(expected), "Pre-annotation quality")
     assert re.search(rf"^#+ {re.escape(MODEL_VERSION)}$", quality, re.MULTILINE), quality[:400]
+
+
+# ---- what a person reads ------------------------------------------------------------------------------------
+
+
+def test_report_prints_tables_a_person_reads_and_no_raw_value(expected: Expected) -> None:
+    text = expected.cli("report").stdout
+    assert "{" not in text and "}" not in text and "None" not in text
+    for title in ("Snapshot", "Labeling progress", "Annotators", "Alignment", "Overlapping spans",
+                  "Agreement between annotators", f"Pre-annotation quality: {MODEL_VERSION}", "Corrections per task",
+                  "Merge ties"):  # fmt: skip
+        assert re.search(rf"^{re.escape(title)}$", text, re.MULTILINE), title
+    alignment = expected.report["alignment"]
+    for name, value in (("trimmed (whitespace at an edge)", alignment["trimmed"]),
+                        ("converted (UTF-16 offsets)", alignment["converted"]), ("refused", 0)):  # fmt: skip
+        assert re.search(rf"│ {re.escape(name)}\s+│\s+{value} │", text), name
+    assert re.search(r"│ GPE\s+│\s+0\.667 │\s+1 │\s+1 │", text)  # agreement on "Daesh": GPE against ORG
+    assert re.search(rf"│ {expected.tasks[DISAGREE]['id']}\s+│ [0-9]+, [0-9]+\s+│ latest\s+│", text)  # the tie
+    for bucket, described in (("accepted", "accepted as proposed"), ("deleted", "deleted (a wrong proposal)")):
+        assert re.search(rf"│ {re.escape(described)}\s+│\s+{expected.buckets[bucket]} │", text), bucket

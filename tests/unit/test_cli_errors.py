@@ -413,10 +413,30 @@ def test_a_malformed_snapshot_is_named_and_nothing_is_released(
     assert not (root / "exports").exists()
 
 
-def test_no_snapshot_yet(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["release 0.1.0", "report", "report --html page.html"])
+def test_no_snapshot_yet(tmp_path: Path, command: str) -> None:
     root = make_root(tmp_path)
-    message = error_of(cli(root, "release", "0.1.0"), 6)
+    message = error_of(cli(root, *command.split()), 6)
     assert "There is no snapshot" in message and "workbench pull" in message
+    assert not (Path.cwd() / "page.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (lambda tmp: tmp / "no-such-folder" / "report.html", "the folder does not exist"),
+        (lambda tmp: tmp, "it is a folder"),
+    ],
+    ids=["missing-folder", "a-folder"],
+)
+def test_a_report_page_path_that_cannot_be_written_is_said_before_the_build(
+    tmp_path: Path, hf_offline: None, where: Any, expected: str
+) -> None:
+    root = make_root(tmp_path)
+    _snapshot(root, b"not even an export")  # the path is checked first: this snapshot is never read
+    path = where(tmp_path)
+    message = error_of(cli(root, "report", "--html", str(path)), 2)
+    assert f"The report page cannot be written to {path}: {expected}" in message and "--html" in message
 
 
 @pytest.mark.parametrize("command", ["release 0.1.0", "report"])

@@ -245,7 +245,7 @@ def test_manifest_checksums_every_other_file(first: Path) -> None:
                                                                                           "manifest.sha256"}
     assert set(manifest["files"]) == on_disk == {
         "README.md", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet",
-        "train.spacy", "test.spacy", "train.conll", "test.conll",
+        "train.spacy", "test.spacy", "train.conll", "test.conll", "label-distribution.png",
     }
     for relpath, entry in manifest["files"].items():
         data = (first / relpath).read_bytes()
@@ -355,6 +355,26 @@ def test_verify_passes_then_names_a_tampered_file(first: Path, releases: Path) -
         "changed: train.conll (sha256 differs from the manifest)",
         "extra: notes.txt (not in the manifest)",
     ]
+
+
+def test_the_label_figure_is_a_release_file_shown_in_the_card(first: Path, releases: Path) -> None:
+    figure = first / "label-distribution.png"
+    manifest = read_manifest(releases, "1.0.0")
+    assert figure.read_bytes().startswith(b"\x89PNG") and "label-distribution.png" in manifest["files"]
+    card = (first / "README.md").read_text(encoding="utf-8")
+    label_section = card[card.index("## Label schema") : card.index("## Splits")]
+    assert "![Entity spans per label and split in news-ner 1.0.0](label-distribution.png)" in label_section
+
+    figure.write_bytes(figure.read_bytes()[:-20])
+    assert verify_release(releases, "1.0.0") == ["changed: label-distribution.png (sha256 differs from the manifest)"]
+
+
+def test_the_label_figure_depends_only_on_the_counts(tmp_path: Path) -> None:
+    a = write_release(tmp_path / "a", corpus(), ctx("1.0.0"))
+    b = write_release(tmp_path / "b", list(reversed(corpus())), ctx("1.0.0"))
+    assert (a / "label-distribution.png").read_bytes() == (b / "label-distribution.png").read_bytes()
+    c = write_release(tmp_path / "c", relabel(corpus(), 0, "ORG"), ctx("1.0.0"))
+    assert (c / "label-distribution.png").read_bytes() != (a / "label-distribution.png").read_bytes()
 
 
 def test_verify_an_unknown_version_is_an_error(first: Path, releases: Path) -> None:

@@ -54,17 +54,20 @@ def render_card(
     front_matter: Mapping[str, Any],
     manifest: Mapping[str, Any],
     data_files: Mapping[str, Mapping[str, Any]],
+    *,
+    figure: str | None = None,
 ) -> str:
     """The whole card: front matter between `---` lines, then the reader's sections.
 
     `manifest` is the release manifest without its `files` entry (the card is one of those files);
-    `data_files` maps each parquet path to its `size` and `sha256`, which the card quotes as a checksum pointer.
+    `data_files` maps each parquet path to its `size` and `sha256`, which the card quotes as a checksum pointer;
+    `figure` is the release's label-distribution image (a path inside the folder), shown under the label table.
     """
     header = yaml.safe_dump(dict(front_matter), sort_keys=False, allow_unicode=True, width=1000)
     sections = [
         _title(manifest),
         _fields(),
-        _labels(manifest),
+        _labels(manifest, figure),
         _splits(manifest),
         _annotation(manifest),
         _quality(manifest),
@@ -124,7 +127,7 @@ def _fields() -> str:
     return "## Fields\n\n" + _table(["column", "type", "meaning"], rows)
 
 
-def _labels(m: Mapping[str, Any]) -> str:
+def _labels(m: Mapping[str, Any], figure: str | None = None) -> str:
     labels: list[str] = list(m["labels"])
     counts = m["counts"]
     retired = [label for label in m.get("retired_labels", []) if label not in labels]
@@ -132,6 +135,8 @@ def _labels(m: Mapping[str, Any]) -> str:
              _n(counts["total"]["labels"].get(label, 0))] for label in labels]
     text = "## Label schema\n\nEntity spans per label and split:\n\n"
     text += _table(["label", *SPLITS, "total"], body)
+    if figure:
+        text += f"\n\n![Entity spans per label and split in {m['dataset']} {m['version']}]({figure})"
     names = m["class_label_names"]
     text += (
         f"\n\n`ner_tags` is a `ClassLabel` with {len(names)} names: "

@@ -6,6 +6,8 @@ MANIFEST = "manifest.json"
 # The manifest's own sha256, in `sha256sum` format (`sha256sum -c manifest.sha256` checks it), from format 2 on.
 MANIFEST_CHECKSUM = "manifest.sha256"
 CARD = "README.md"
+# Entity spans per label and split, drawn (deterministic PNG bytes): shown in the card, checksummed in the manifest.
+LABEL_FIGURE = "label-distribution.png"
 CHANGELOG = "CHANGELOG.md"  # beside the version folders, one for the dataset
 FORMAT = "workbench-release/2"
 FORMATS = ("workbench-release/1", FORMAT)  # what can still be read

@@ -34,6 +34,7 @@ from workbench.release.draft import Prepared
 from workbench.release.layout import (
     CARD,
     CHANGELOG,
+    LABEL_FIGURE,
     MANIFEST,
     MANIFEST_CHECKSUM,
     conll_path,
@@ -43,6 +44,8 @@ from workbench.release.layout import (
 from workbench.release.manifest import Counts, ReleaseContext, RowKeys, build_manifest, diff_keys
 from workbench.release.rows import BATCH_ROWS, row_of
 from workbench.release.schema import release_features
+from workbench.report.figures import release_label_distribution
+from workbench.report.plots import draw
 from workbench.splits import SPLITS
 
 # What a NER DocBin needs (whitespace is always kept): the default set adds 9 unused arrays per token.
@@ -95,10 +98,11 @@ def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -
         manifest = build_manifest(
             ctx, names, prepared.membership, prepared.retired_membership, counts.result(), prepared.parent, diff
         )
+        _write_file(folder / LABEL_FIGURE, draw(release_label_distribution(manifest)))
         data_files = {path: _file_entry(folder / path) for path in (parquet_path(s) for s in SPLITS)}
         sizes = {path: entry["size"] for path, entry in data_files.items()}
         front = front_matter(manifest, release_features(names), splits, sizes)
-        _write_file(folder / CARD, render_card(front, manifest, data_files).encode("utf-8"))
+        _write_file(folder / CARD, render_card(front, manifest, data_files, figure=LABEL_FIGURE).encode("utf-8"))
         written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         manifest["files"] = {relpath: _file_entry(folder / relpath) for relpath in written}
         manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
