@@ -14,6 +14,7 @@ test: setup browser-deps
 
 bench: setup
 	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.active_learning
 
 setup: $(VENV)/.installed $(LS_VENV)/.installed
 

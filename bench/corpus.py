@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 from workbench.articles import read_corpus
 
@@ -71,3 +72,58 @@ def _vary(lines: list[str], rng: random.Random, seen: set[str]) -> list[str]:
 def _sentence(rng: random.Random) -> str:
     fields = {kind: rng.choice(words.split()) for kind, words in POOLS.items()}
     return rng.choice(EXTRA).format(**fields, number=rng.randrange(2, 400), day=rng.randrange(1, 29))
+
+
+def labelled_copies(reference: list[dict[str, Any]], copies: int, *, seed: int = 13) -> list[dict[str, Any]]:
+    """`copies` variants of every reference article (the first as it is), each with one swap of names and numbers
+    applied to its text and its labelled spans alike (a swapped entity keeps its label). A paragraph whose text
+    is already taken is left out rather than lengthened (an added sentence would carry unlabelled entities).
+    Every record gets `doc_id` "<article>-<copy>" and a `key`."""
+    articles: dict[str, list[dict[str, Any]]] = {}
+    for record in reference:
+        articles.setdefault(record["doc_id"], []).append(record)
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    out = []
+    for copy in range(copies):
+        for doc_id, records in articles.items():
+            swap = {word: rng.choice(POOLS[kind].split()) for word, kind in _SWAPPABLE.items()} if copy else {}
+            for record in records:
+                varied = _vary_labelled(record, swap, rng) if copy else record
+                if varied is None or varied["text"] in seen:
+                    continue
+                seen.add(varied["text"])
+                name = f"{doc_id}-{copy:03d}"
+                out.append({**varied, "doc_id": name, "paragraph": record["paragraph"],
+                            "key": f"{name}-{record['paragraph']}"})  # fmt: skip
+    return out
+
+
+def _vary_labelled(record: dict[str, Any], swap: dict[str, str], rng: random.Random) -> dict[str, Any] | None:
+    """One paragraph with `swap` applied (numbers redrawn), its spans moved with the text; None if a span edge
+    falls inside a swapped word."""
+    text, pieces, moves, cursor = record["text"], [], [], 0
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        new = swap[word] if word in swap else str(rng.randrange(10 ** (len(word) - 1), 10 ** len(word)))
+        pieces += [text[cursor : match.start()], new]
+        moves.append((match.start(), match.end(), len(new) - len(word)))
+        cursor = match.end()
+    pieces.append(text[cursor:])
+
+    def moved(position: int) -> int | None:
+        shift = 0
+        for start, end, delta in moves:
+            if start < position < end:
+                return None
+            if end <= position:
+                shift += delta
+        return position + shift
+
+    new_text, spans = "".join(pieces), []
+    for span in record["spans"]:
+        start, end = moved(span["start"]), moved(span["end"])
+        if start is None or end is None:
+            return None
+        spans.append({**span, "start": start, "end": end, "text": new_text[start:end]})
+    return {"text": new_text, "spans": spans}

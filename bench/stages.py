@@ -21,7 +21,8 @@ from workbench.articles import read_corpus
 from workbench.interface import labeling_config
 from workbench.labelstudio.transport import REQUEST_TIMEOUT
 from workbench.offsets import spans_to_regions
-from workbench.preannotate import preannotate, read_predictions
+from workbench.pool import read_predictions
+from workbench.preannotate import preannotate
 from workbench.project import Project, atomic_write_json
 from workbench.pull import pull
 from workbench.push import push, to_task

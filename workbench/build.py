@@ -172,8 +172,8 @@ class RowBuilder:
         tally.report = tally.report.merge(
             AlignmentReport.of_alignment(aligned.split_tokens, aligned.conflicts, row=row_id, task_id=int(task["id"]))
         )
-        for model_version, spans in predictions_of(task, text, config):
-            tally.quality.add(model_version, spans, merged.spans)
+        for model_version, spans, score in predictions_of(task, text, config):
+            tally.quality.add(model_version, spans, merged.spans, score)
         tally.row_count += 1
         return Row(
             id=row_id,
@@ -301,7 +301,9 @@ def to_annotation(
     return annotation, report
 
 
-def predictions_of(task: dict[str, Any], text: str, config: Config) -> Iterator[tuple[str, tuple[Span, ...]]]:
+def predictions_of(
+    task: dict[str, Any], text: str, config: Config
+) -> Iterator[tuple[str, tuple[Span, ...], float | None]]:
     """Each prediction's spans in code points; a prediction region that does not fit is skipped, not fatal.
 
     Predictions are the model's, not the annotators': a broken one cannot lose human work, and quality figures
@@ -317,7 +319,9 @@ def predictions_of(task: dict[str, Any], text: str, config: Config) -> Iterator[
             except RegionMismatch:
                 continue
             spans.extend(s for s in found if s.label in config.labels)
-        yield str(prediction.get("model_version") or "unknown"), tuple(spans)
+        score = prediction.get("score")
+        score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+        yield str(prediction.get("model_version") or "unknown"), tuple(spans), score
 
 
 def _span_regions(result: Sequence[Any]) -> Iterator[dict[str, Any]]:

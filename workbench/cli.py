@@ -155,17 +155,27 @@ def preannotate(
 
 
 @app.command()
-def push():
-    """Import paragraphs not yet in the labeling project, predictions attached. Example: workbench push"""
+def push(
+    next_n: Annotated[
+        int | None,
+        typer.Option("--next", min=1, help="Import only the N new paragraphs the model is least sure of."),
+    ] = None,
+):
+    """Bring the labeling project to the seeds: new paragraphs imported with predictions, changes carried.
+
+    Examples: workbench push | workbench push --next 200 (the pool keeps the rest)
+    """
     project = _project()
     with _progress("importing tasks") as progress:
-        corpus, summary = _guarded(lambda: workflow.do_push(project, progress=progress))
+        corpus, summary = _guarded(lambda: workflow.do_push(project, next_n=next_n, progress=progress))
     _report_corpus(corpus)
     out.print(
         f"{summary.imported} tasks imported, {summary.already_there} already there "
         f"({summary.paragraphs} paragraphs) -> {summary.project_url}"
     )
     _report_changes(summary.changes, "pushed")
+    if summary.left_in_pool:
+        out.print(f"{summary.left_in_pool} new paragraphs wait in the pool (the most informative were sent)")
     if summary.changes.get("predictions_added"):
         out.print(f"{summary.changes['predictions_added']} tasks nobody has annotated got the predictions of "
                   f"{summary.model_version} (their older predictions stay)")  # fmt: skip
@@ -322,6 +332,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     out.print(
         f"{tasks['total']} tasks: {tasks['annotated']} annotated, {tasks['skipped']} skipped, "
         f"{tasks['remaining']} remaining, {tasks['retired']} retired -> {figures['url']}"
+    )
+    pool = figures["pool"]
+    out.print(
+        f"pool: {pool['paragraphs']} paragraphs pre-annotated, {pool['in_label_studio']} in Label Studio, "
+        f"{pool['annotated']} annotated, {pool['waiting']} waiting to be sent"
     )
     for note in figures["notes"]:
         err.print(Text.assemble(("note: ", "yellow"), note))

@@ -40,6 +40,11 @@ class LabelStudioConfig(_Strict):
     annotations_per_task: int = Field(default=1, ge=1, le=20)
     batch_size: int = Field(default=1000, ge=1, le=20_000)
     guidelines: str = "configs/guidelines.md"
+    # The order Label Studio serves tasks in: "uncertainty" = the lowest prediction score of the project's model
+    # version first (the most informative paragraphs); "sequential" = import order; "uniform" = random.
+    sampling: Literal["uncertainty", "sequential", "uniform"] = "uncertainty"
+    # `push --next N` takes at most this share of the N from one article (while others have paragraphs left).
+    next_article_share: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
 class SplitConfig(_Strict):

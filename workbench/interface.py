@@ -26,6 +26,8 @@ PALETTE = (
 # One key per label. Letters Label Studio binds itself in a text task are left out ("u" unselects a region).
 HOTKEYS = "1234567890qwertyiopasdfgjklzxcvbnm"
 
+# Label Studio's names for the orders it serves tasks in.
+SAMPLING = {"uncertainty": "Uncertainty sampling", "sequential": "Sequential sampling", "uniform": "Uniform sampling"}
 # A label's guideline in the guidelines file: a list item "- LABEL: what it covers" (continued on indented lines).
 _LABEL_ITEM = re.compile(r"^[-*]\s+\**`?([A-Za-z0-9_-]+)`?\**\s*[:\u2013\u2014-]\s*(.+)$")
 
@@ -150,7 +152,7 @@ def project_settings(project: Project, model_version: str) -> dict[str, Any]:
         "show_skip_button": True,
         "enable_empty_annotation": True,
         "show_annotation_history": False,
-        "sampling": "Sequential sampling",
+        "sampling": SAMPLING[config.labelstudio.sampling],
         "maximum_annotations": overlap,
         "overlap_cohort_percentage": 100,
         "model_version": model_version,

@@ -34,13 +34,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def choose_processes(units: int, minimum: int, *, setting: int | str = "auto", needs_fork: bool = True) -> int:
-    """How many processes a stage should use: `setting` when it is a number; with "auto", every usable core (at
-    most MAX_PROCESSES) once there are `minimum` units of work, and one process below that, or when the stage
-    `needs_fork` and this platform cannot fork."""
+def choose_processes(units: int, minimum: int, *, setting: int | str = "auto") -> int:
+    """How many (forked) processes a stage should use: one where this platform cannot fork; else `setting` when
+    it is a number; with "auto", every usable core (at most MAX_PROCESSES) once there are `minimum` units of work,
+    and one process below that."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
     if setting != "auto":
         return max(1, int(setting))
-    if units < minimum or (needs_fork and "fork" not in multiprocessing.get_all_start_methods()):
+    if units < minimum:
         return 1
     return max(1, min(usable_cores(), MAX_PROCESSES))
 

@@ -66,7 +66,7 @@ class Project:
 
     @property
     def preannotations_file(self) -> Path:
-        return self.state_dir / "preannotations.jsonl"
+        return self.state_dir / "preannotations.parquet"
 
     @property
     def project_file(self) -> Path:

@@ -24,7 +24,7 @@ from workbench.interface import project_settings
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import ensure_project
 from workbench.offsets import spans_to_regions
-from workbench.preannotate import read_predictions
+from workbench.pool import choose_next, read_predictions
 from workbench.project import Project
 from workbench.reconcile import Plan, Pushed, reconcile
 from workbench.records import Paragraph, Prediction, text_key
@@ -50,6 +50,7 @@ class PushSummary:
     refused: list[Paragraph] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
     model_version: str = ""
+    left_in_pool: int = 0  # new paragraphs not sent (push --next)
 
 
 def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
@@ -62,7 +63,10 @@ def to_prediction(text: str, prediction: Prediction) -> dict[str, Any]:
 
     Offsets are code points: Label Studio 1.23's editor draws and stores them so (checked in a real browser).
     """
-    return {"model_version": prediction.model_version, "result": spans_to_regions(text, prediction.spans)}
+    found = {"model_version": prediction.model_version, "result": spans_to_regions(text, prediction.spans)}
+    if prediction.score is not None:  # what uncertainty sampling orders by (a prediction without one comes first)
+        found["score"] = prediction.score
+    return found
 
 
 def plan_for(project: Project, corpus: Corpus, client: LabelStudio, project_id: int) -> tuple[Plan, list[Pushed]]:
@@ -78,8 +82,16 @@ def plan_for(project: Project, corpus: Corpus, client: LabelStudio, project_id: 
     return plan, pushed
 
 
-def push(project: Project, corpus: Corpus, client: LabelStudio, *, progress: Progress | None = None) -> PushSummary:
-    """Bring the project to the corpus: retire what is gone, update what changed, import what is new."""
+def push(
+    project: Project,
+    corpus: Corpus,
+    client: LabelStudio,
+    *,
+    next_n: int | None = None,
+    progress: Progress | None = None,
+) -> PushSummary:
+    """Bring the project to the corpus: retire what is gone, update what changed, import what is new (with
+    `next_n`, only the `next_n` new paragraphs the model is least sure of: the rest wait in the pool)."""
     paragraphs = list(corpus.paragraphs())
     predictions = _predictions_for(project, paragraphs)
     model_version = next(iter(predictions.values())).model_version if predictions else "none"
@@ -90,6 +102,10 @@ def push(project: Project, corpus: Corpus, client: LabelStudio, *, progress: Pro
     # (Label Studio refuses a model version no prediction of the project has)
     client.update_project(project_id, **{k: v for k, v in settings.items() if k != "model_version"})
     plan, pushed = plan_for(project, corpus, client, project_id)
+    waiting = len(plan.imports)
+    if next_n is not None:
+        scores = {key: prediction.score for key, prediction in predictions.items()}
+        plan.imports = choose_next(plan.imports, scores, next_n, project.config.labelstudio.next_article_share)
     summary = PushSummary(
         project_id=project_id,
         project_url=f"{client.url}/projects/{project_id}/data",
@@ -99,6 +115,7 @@ def push(project: Project, corpus: Corpus, client: LabelStudio, *, progress: Pro
         batches=0,
         changes=plan.counts(),
         model_version=model_version,
+        left_in_pool=waiting - len(plan.imports),
     )
     # Retire first and import last: a push stopped half-way may leave paragraphs missing, never one twice.
     retire(client, plan.retirements)
@@ -247,7 +264,7 @@ def _import_batch(
 def _predictions_for(project: Project, paragraphs: Sequence[Paragraph]) -> dict[str, Prediction]:
     """The saved prediction of every paragraph's text, by text key."""
     wanted = {p.text_key for p in paragraphs}
-    found = {pred.key: pred for pred in read_predictions(project.preannotations_file) if pred.key in wanted}
+    found = {pred.key: pred for pred in read_predictions(project.preannotations_file, wanted)}
     absent = len(wanted) - len(found)
     if absent:
         raise NotPreannotatedError(

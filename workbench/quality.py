@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import combinations
 from typing import Any
 
+import numpy
 from spacy.scorer import PRFScore
 
 from workbench.merge import recency
@@ -93,6 +94,7 @@ class QualityTally:
         self.counts: dict[str, dict[str, int]] = {}
         self.tasks: dict[str, int] = {}
         self.sizes: dict[str, list[int]] = {}
+        self.scored: dict[str, list[tuple[float, bool]]] = {}  # (prediction score, annotator changed it)
 
     def _start(self, version: str) -> None:
         if version not in self.tasks:
@@ -102,11 +104,15 @@ class QualityTally:
             self.counts[version] = dict.fromkeys(BUCKETS, 0)
             self.tasks[version] = 0
             self.sizes[version] = [0, 0]
+            self.scored[version] = []
 
-    def add(self, version: str, predicted: Sequence[Span], human: Sequence[Span]) -> None:
-        """Score one paragraph's predictions (of model `version`) against its final human spans."""
+    def add(self, version: str, predicted: Sequence[Span], human: Sequence[Span], score: float | None = None) -> None:
+        """Score one paragraph's predictions (of model `version`, with the model's confidence `score`) against its
+        final human spans."""
         self._start(version)
         cand, gold = _keys(predicted), _keys(human)
+        if score is not None:
+            self.scored[version].append((float(score), cand != gold))
         self.tasks[version] += 1
         self.sizes[version][0] += len(cand)
         self.sizes[version][1] += len(gold)
@@ -132,6 +138,7 @@ class QualityTally:
             for bucket, n in other.counts[version].items():
                 self.counts[version][bucket] += n
             self.tasks[version] += other.tasks[version]
+            self.scored[version] += other.scored[version]
             self.sizes[version] = [a + b for a, b in zip(self.sizes[version], other.sizes[version], strict=True)]
 
     def versions(self) -> list[str]:
@@ -149,6 +156,9 @@ class QualityTally:
                     for label, score in _ordered(self.per_label[version], self.labels)
                 },
                 "counts": self.counts[version],
+                # how well a low score finds the paragraphs annotators changed (0.5 = chance, 1 = always)
+                "score_auroc": low_score_auroc(self.scored[version]),
+                "scored_tasks": len(self.scored[version]),
                 # what annotators did to this model's suggestions, per paragraph: the work a better model saves
                 "corrections_per_task": {
                     bucket: round(n / self.tasks[version], 3) if self.tasks[version] else None
@@ -219,6 +229,21 @@ def match_spans(predicted: Sequence[Span], human: Sequence[Span]) -> dict[str, l
     buckets["added"] = humans
     buckets["deleted"] = preds
     return buckets
+
+
+def low_score_auroc(scored: Sequence[tuple[float, bool]]) -> float | None:
+    """The area under the ROC curve of "a lower score means the annotator changed the paragraph": the chance
+    that a changed paragraph scored below an unchanged one (ties count half); None without both kinds."""
+    scores = numpy.array([score for score, _ in scored], dtype=float)
+    was_changed = numpy.array([changed for _, changed in scored], dtype=bool)
+    n_changed, n_kept = int(was_changed.sum()), int((~was_changed).sum())
+    if not n_changed or not n_kept:
+        return None
+    # Mann-Whitney: 1-based ranks by score, ties sharing their average rank
+    _, inverse, counts = numpy.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (numpy.cumsum(counts) - (counts - 1) / 2)[inverse]
+    kept_above = ranks[~was_changed].sum() - n_kept * (n_kept + 1) / 2
+    return _round(float(kept_above) / (n_changed * n_kept))
 
 
 def _key(span: Span) -> Key:

@@ -75,6 +75,7 @@ class Prediction:
     key: str
     model_version: str
     spans: tuple[Span, ...]
+    score: float | None = None  # how sure the model was of the paragraph (`confidence`); lowest = least sure
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,13 @@ def do_preannotate(
 
 
 def do_push(
-    project: Project, *, corpus: Corpus | None = None, progress: Progress | None = None
+    project: Project, *, corpus: Corpus | None = None, next_n: int | None = None, progress: Progress | None = None
 ) -> tuple[Corpus, PushSummary]:
-    """Push the corpus (read from the seeds folder unless the caller has just read it)."""
+    """Push the corpus (read from the seeds folder unless the caller has just read it); with `next_n`, only the
+    `next_n` new paragraphs the model is least sure of."""
     corpus = corpus or read_corpus(project.seeds_dir)
     with project.lock("workbench push"):
-        return corpus, push(project, corpus, client_for(project), progress=progress)
+        return corpus, push(project, corpus, client_for(project), next_n=next_n, progress=progress)
 
 
 def do_pull(project: Project) -> Snapshot:
@@ -261,8 +262,9 @@ def task_status(project: Project) -> dict[str, Any]:
     client = client_for(project)
     project_id = bound_project(project, client)
     corpus = read_corpus(project.seeds_dir)
-    plan, _ = plan_for(project, corpus, client, project_id)
+    plan, pushed = plan_for(project, corpus, client, project_id)
     previews = [preview_edit(client, update) for update in plan.edited]
+    live = [task for task in pushed if not task.retired]
     totals: Counter[str] = Counter()
     per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
     emails = client.user_emails()
@@ -296,6 +298,12 @@ def task_status(project: Project) -> dict[str, Any]:
             "renamed": dict(plan.renamed),
         },
         "notes": corpus_notes(corpus),
+        "pool": {
+            "paragraphs": sum(len(article.paragraphs) for article in corpus.articles),
+            "in_label_studio": len(live),
+            "annotated": sum(1 for task in live if task.submitted),
+            "waiting": len(plan.imports),
+        },
     }
 
 

@@ -26,7 +26,7 @@ from workbench.articles import read_corpus
 from workbench.cli import app
 from workbench.interface import HOTKEYS, PALETTE, label_hints
 from workbench.labelstudio import accounts
-from workbench.preannotate import read_predictions
+from workbench.pool import read_predictions
 from workbench.project import Project, read_json
 from workbench.records import Span
 from workbench.snapshots import latest_snapshot
@@ -98,7 +98,9 @@ def make_workspace(root: Path, ls_server: LabelStudioServer, *, title: str) -> W
     (root / "seeds").mkdir(parents=True)
     (root / "configs").mkdir()
     shutil.copy(REPO_ROOT / "configs" / "guidelines.md", root / "configs" / "guidelines.md")
-    (root / "configs" / "workbench.toml").write_text(f'[labelstudio]\nproject_title = "{title}"\n')
+    # sequential sampling: the stream follows the article (uncertainty sampling is tested in test_active_learning)
+    config = f'[labelstudio]\nproject_title = "{title}"\nsampling = "sequential"\n'
+    (root / "configs" / "workbench.toml").write_text(config)
     env = {server.ENV_URL: ls_server.url, server.ENV_API_KEY: ls_server.connection.api_key}
     return Workspace(root=root, project=Project.open(root), env=env)
 
@@ -206,7 +208,7 @@ def test_the_view_shows_the_article_title_source_place_and_model(workspace: Work
     assert model_version in proposals
 
 
-def test_tasks_come_in_article_order(seen: Seen) -> None:
+def test_with_sequential_sampling_tasks_come_in_article_order(seen: Seen) -> None:
     assert [_position(view) for view in seen.views] == ["paragraph 1 of 3", "paragraph 2 of 3", "paragraph 3 of 3"]
     assert [view.text for view in seen.views[1:]] == [EMOJI_PARAGRAPH, MARKUP_PARAGRAPH]
 

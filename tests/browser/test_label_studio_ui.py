@@ -97,7 +97,7 @@ def overlap_project(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempP
     (root / "seeds" / "overlap.txt").write_text(OVERLAP_ARTICLE, encoding="utf-8")
     shutil.copy(REPO_ROOT / "configs" / "guidelines.md", root / "configs" / "guidelines.md")
     (root / "configs" / "workbench.toml").write_text(
-        f'[labelstudio]\nproject_title = "{OVERLAP_TITLE}"\nannotations_per_task = 2\n'
+        f'[labelstudio]\nproject_title = "{OVERLAP_TITLE}"\nannotations_per_task = 2\nsampling = "sequential"\n'
     )
     env = {server.ENV_URL: ls_server.url, server.ENV_API_KEY: ls_server.connection.api_key}
     result = CliRunner().invoke(app, ["-C", str(root), "--quiet", "run"], env=env)

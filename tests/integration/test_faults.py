@@ -92,7 +92,7 @@ def new_root(parent: Path, corpus: Path, title: str, *, articles: int = ARTICLES
     for path in sorted((corpus / "seeds").glob("*.txt"))[:articles]:
         shutil.copy(path, root / "seeds" / path.name)
     (root / ".workbench").mkdir()
-    shutil.copy(corpus / ".workbench" / "preannotations.jsonl", root / ".workbench" / "preannotations.jsonl")
+    shutil.copy(corpus / ".workbench" / "preannotations.parquet", root / ".workbench" / "preannotations.parquet")
     return root
 
 
@@ -613,7 +613,7 @@ def own(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Own]
     for path in sorted((corpus / "seeds").glob("*.txt"))[:OWN_ARTICLES]:
         shutil.copy(path, root / "seeds" / path.name)
     (root / ".workbench").mkdir()
-    shutil.copy(corpus / ".workbench" / "preannotations.jsonl", root / ".workbench" / "preannotations.jsonl")
+    shutil.copy(corpus / ".workbench" / "preannotations.parquet", root / ".workbench" / "preannotations.parquet")
     server.start(project)
     try:
         yield Own(project=project, root=root)

@@ -364,9 +364,13 @@ def test_report_agreement_of_the_two_annotators(expected: Expected) -> None:
 
 
 def test_report_preannotation_quality_per_model_version_and_label(expected: Expected) -> None:
-    quality = expected.report["prediction_quality"]
+    quality = json.loads(json.dumps(expected.report["prediction_quality"]))  # a copy: the report is shared
     assert list(quality) == [MODEL_VERSION]
+    scored = {key: quality[MODEL_VERSION].pop(key) for key in ("score_auroc", "scored_tasks")}
     assert quality == _expected_quality(expected)
+    # every prediction was pushed with the model's score: each annotated task's counts towards the AUROC
+    assert scored["scored_tasks"] == quality[MODEL_VERSION]["tasks"]
+    assert scored["score_auroc"] is None or 0.0 <= scored["score_auroc"] <= 1.0
     counts = quality[MODEL_VERSION]["counts"]
     assert counts == {"accepted": 42, "relabelled": 1, "rebounded": 3, "changed": 2, "added": 2, "deleted": 2}
     assert sum(counts[b] for b in BUCKETS if b != "deleted") == quality[MODEL_VERSION]["human"]
@@ -453,6 +457,6 @@ def test_report_prints_tables_a_person_reads_and_no_raw_value(expected: Expected
                         ("converted (UTF-16 offsets)", alignment["converted"]), ("refused", 0)):  # fmt: skip
         assert re.search(rf"│ {re.escape(name)}\s+│\s+{value} │", text), name
     assert re.search(r"│ GPE\s+│\s+0\.667 │\s+1 │\s+1 │", text)  # agreement on "Daesh": GPE against ORG
-    assert re.search(rf"│ {expected.tasks[DISAGREE]['id']}\s+│ [0-9]+, [0-9]+\s+│ latest\s+│", text)  # the tie
+    assert re.search(rf"│ {expected.tasks[DISAGREE]['id']}\s+│ [0-9]+,.*│ latest\s+│", text)  # the tie
     for bucket, described in (("accepted", "accepted as proposed"), ("deleted", "deleted (a wrong proposal)")):
         assert re.search(rf"│ {re.escape(described)}\s+│\s+{expected.buckets[bucket]} │", text), bucket

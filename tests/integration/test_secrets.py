@@ -188,7 +188,7 @@ def test_no_file_the_workbench_wrote_holds_the_password_or_the_token(loop: Loop)
     files = _written_files(loop)
     names = {str(p.relative_to(loop.root)) for p in files}
     release = "exports/news-ner/0.1.0"
-    expected = {".workbench/labelstudio/server.log", ".workbench/preannotations.jsonl", ".workbench/project.json"}
+    expected = {".workbench/labelstudio/server.log", ".workbench/preannotations.parquet", ".workbench/project.json"}
     expected |= {f"{release}/manifest.json", f"{release}/README.md", f"{release}/train.spacy", f"{release}/test.conll"}
     assert expected <= names, sorted(names)
     assert any(n.startswith(".workbench/snapshots/") and n.endswith(".meta.json") for n in names)

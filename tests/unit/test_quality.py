@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workbench.quality import BUCKETS, agreement, match_spans, prediction_quality
+from workbench.quality import BUCKETS, agreement, low_score_auroc, match_spans, prediction_quality
 from workbench.records import Annotation, Span
 
 LABELS = ["PERSON", "GPE", "ORG"]
@@ -193,3 +193,17 @@ def test_two_annotations_by_one_annotator_are_not_an_agreement_pair() -> None:
     assert agreement([[first, again]], ["GPE"])["pairs"] == 0
     result = agreement([[first, again, other]], ["GPE"])
     assert result["pairs"] == 1 and result["full_agreement"] == 1.0  # annotator 7's latest (empty) and 8's agree
+
+
+@pytest.mark.parametrize(
+    ("description", "scored", "expected"),
+    [
+        ("low scores are exactly the changed ones", [(0.1, True), (0.2, True), (0.8, False), (0.9, False)], 1.0),
+        ("low scores are exactly the kept ones", [(0.9, True), (0.8, True), (0.1, False), (0.2, False)], 0.0),
+        ("a tie counts half", [(0.5, True), (0.5, False)], 0.5),
+        ("4 of 6 pairs in order", [(0.1, True), (0.3, False), (0.2, True), (0.25, False), (0.05, False)], 0.6667),
+        ("nothing changed: nothing to measure", [(0.1, False), (0.2, False)], None),
+    ],
+)
+def test_the_score_auroc_says_how_well_a_low_score_finds_changed_paragraphs(description, scored, expected) -> None:
+    assert low_score_auroc(scored) == expected, description
