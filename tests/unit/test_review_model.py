@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_review import planted_project, scores
+from workbench import workflow
 from workbench.review import kfold
 from workbench.review.find import review
 
@@ -51,6 +52,14 @@ def test_each_article_is_read_by_the_one_model_that_did_not_train_on_it() -> Non
     assert max(list(folds.values()).count(f) for f in range(5)) - min(list(folds.values()).count(f)
                                                                        for f in range(5)) <= 1  # fmt: skip
     assert kfold.assign_folds(list(reversed(articles)), 5, seed=0) == folds  # the corpus decides, not the order
+
+
+def test_the_release_takes_the_model_items_of_the_review_of_its_snapshot(checked) -> None:
+    project, result, _ = checked
+    path = workflow.do_release(project, "0.1.0").path
+    review_record = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["review"]
+    assert review_record["model_checked"] is True
+    assert review_record["by_reason"] == result.counts() and review_record["open"] == len(result.items)
 
 
 @pytest.mark.parametrize(
