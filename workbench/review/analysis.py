@@ -112,12 +112,12 @@ def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str]) -> pd.DataFram
     pieces = [TOKEN.findall(s) for s in wanted]
     vocabulary = {token: code for code, token in enumerate(sorted({t for p in pieces for t in p}))}
     rows, starts, ends, codes = [], [], [], []
-    for number, text in enumerate(paragraphs.text):
-        for match in TOKEN.finditer(text):
-            rows.append(number)
-            starts.append(match.start())
-            ends.append(match.end())
-            codes.append(vocabulary.get(match.group(), -1))
+    for number, text in enumerate(paragraphs.text.tolist()):
+        found = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
+        rows += [number] * len(found)
+        starts += [start for start, _, _ in found]
+        ends += [end for _, end, _ in found]
+        codes += [vocabulary.get(token, -1) for _, _, token in found]
     tokens = pd.DataFrame({"row": np.array(rows, dtype=np.int64), "start": starts, "code": codes})
     row_of, end_of = tokens.row.to_numpy(), np.array(ends, dtype=np.int64)
     forms = pd.DataFrame({"form": wanted, "n": [len(p) for p in pieces],
@@ -130,9 +130,10 @@ def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str]) -> pd.DataFram
     last = np.where(inside, last, 0)
     keep &= row_of[last] == candidates.row.to_numpy()
     candidates = candidates[keep].assign(end=end_of[last[keep]])
-    texts = paragraphs.text.to_numpy()
-    exact = [texts[r][s:e] == f for r, s, e, f in zip(candidates.row, candidates.start, candidates.end,
-                                                      candidates.form, strict=True)]  # fmt: skip
+    texts = paragraphs.text.tolist()
+    exact = [texts[r][s:e] == f for r, s, e, f in zip(candidates.row.tolist(), candidates.start.tolist(),
+                                                      candidates.end.tolist(), candidates.form.tolist(),
+                                                      strict=True)]  # fmt: skip
     found = candidates[np.array(exact, dtype=bool)] if len(candidates) else candidates
     return pd.DataFrame({"row_id": paragraphs.row_id.to_numpy()[found.row.to_numpy()], "start": found.start,
                          "end": found.end, "text": found.form}, columns=columns).reset_index(drop=True)  # fmt: skip
