@@ -46,7 +46,7 @@ from workbench.project import Project
 from workbench.records import Paragraph, Row, Span, stable_hash
 from workbench.release.converters import row_to_doc
 from workbench.splits import TEST, assign_splits
-from workbench.train import _init_nlp, evaluate, training_config
+from workbench.train import evaluate, init_training_nlp, training_config
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "reference" / "seeds.jsonl"
@@ -164,7 +164,7 @@ def _train(project: Project, work: Path, train: list[Any], dev: list[Any]) -> An
     work.mkdir(parents=True)
     DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], docs=train).to_disk(work / "train.spacy")
     DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], docs=dev).to_disk(work / "dev.spacy")
-    nlp = _init_nlp(training_config(project, work), project.config.model.name)
+    nlp = init_training_nlp(training_config(project, work), project.config.model.name)
     (work / "run").mkdir()
     spacy_train(nlp, work / "run", use_gpu=-1, stdout=io.StringIO(), stderr=io.StringIO())
     model = spacy.load(work / "run" / "model-best")

@@ -19,7 +19,7 @@ from more_itertools import chunked
 from workbench.alignment import align
 from workbench.config import Config
 from workbench.errors import AlignmentError, SnapshotError
-from workbench.merge import merge
+from workbench.merge import latest_per_annotator, merge
 from workbench.offsets import AlignmentReport, RegionMismatch, region_to_spans
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.pipeline import load_ner_pipeline
@@ -49,6 +49,9 @@ class Build:
     agreement: dict[str, Any]
     quality: dict[str, Any]
     model_versions: list[str] = field(default_factory=list)
+    # for `review`: tasks whose annotators read them differently, and tasks flagged for a second look
+    disputes: list[dict[str, Any]] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         """The figures of this build, as published in manifests, cards and `workbench report`."""
@@ -76,6 +79,8 @@ class Tally:
     misplaced: list[str] = field(default_factory=list)  # tasks with no usable article or position
     annotators: set[int] = field(default_factory=set)
     ties: list[dict[str, Any]] = field(default_factory=list)
+    disputes: list[dict[str, Any]] = field(default_factory=list)  # see `dispute_of`
+    flagged: list[dict[str, Any]] = field(default_factory=list)  # see `flag_of`
     tasks: int = 0
     row_count: int = 0
 
@@ -89,6 +94,8 @@ class Tally:
         self.misplaced += other.misplaced
         self.annotators |= other.annotators
         self.ties += other.ties
+        self.disputes += other.disputes
+        self.flagged += other.flagged
         self.tasks += other.tasks
         self.row_count += other.row_count
 
@@ -169,6 +176,11 @@ class RowBuilder:
         tally.annotators.update(a.annotator for a in submitted if a.annotator is not None)
         aligned = align(text, merged.spans, self.tokenizer, overlap=config.merge.overlap)
         row_id = row_id_of(task)
+        dispute, flag = dispute_of(submitted, row_id), flag_of(task, submitted, row_id)
+        if dispute:
+            tally.disputes.append(dispute)
+        if flag:
+            tally.flagged.append(flag)
         tally.report = tally.report.merge(
             AlignmentReport.of_alignment(aligned.split_tokens, aligned.conflicts, row=row_id, task_id=int(task["id"]))
         )
@@ -211,7 +223,32 @@ class RowBuilder:
             agreement=tally.agreement.result(),
             quality=tally.quality.result(),
             model_versions=tally.quality.versions() or ([self.model_version] if self.model_version else []),
+            disputes=tally.disputes,
+            flagged=tally.flagged,
         )
+
+
+def dispute_of(submitted: Sequence[Annotation], row_id: str) -> dict[str, Any] | None:
+    """The readings of a task whose annotators disagree (each annotator's latest annotation), or None."""
+    readings = latest_per_annotator(submitted)
+    if len(readings) < 2 or len({frozenset((s.start, s.end, s.label) for s in a.spans) for a in readings}) == 1:
+        return None
+    return {
+        "task_id": readings[0].task_id,
+        "row_id": row_id,
+        "annotations": [{"id": a.id, "annotator": a.annotator,
+                         "spans": [[s.start, s.end, s.label, s.text] for s in sorted(a.spans)]}
+                        for a in readings],
+    }  # fmt: skip
+
+
+def flag_of(task: dict[str, Any], submitted: Sequence[Annotation], row_id: str) -> dict[str, Any] | None:
+    """A task's review flag (`data.review_flag`, set by `review --push`) and when its annotations were last
+    submitted, so `review` can tell a flagged task that was submitted again since; None when it has no flag."""
+    flag = task["data"].get("review_flag")
+    if not isinstance(flag, dict) or not flag:
+        return None
+    return {"task_id": int(task["id"]), "row_id": row_id, "flag": flag, "stamps": [a.updated_at for a in submitted]}
 
 
 def processes_for(tasks: int) -> int:

@@ -6,6 +6,7 @@ and no traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -384,6 +385,54 @@ def _print_table(table: Any) -> None:
     out.print(shown)
     if table.note:
         out.print(Text(table.note, style="dim"))
+
+
+@app.command()
+def review(
+    push: Annotated[
+        bool, typer.Option("--push", help="Flag the suspect tasks in Label Studio for a second look.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """List the annotations of the latest snapshot that look like mistakes, with a reason, a score and where.
+
+    Reasons: label (labelled otherwise elsewhere), missing (annotated elsewhere, not here), model (a model that
+    never saw the article disagrees; needs a trained model), disagreement (the task's annotators disagree).
+    --push flags each suspect task (shown above its text) and keeps a "Needs review" tab in the Data Manager.
+    Examples: workbench review | workbench review --json | workbench review --push
+    """
+    project = _project()
+
+    def on_fold(fold: int, folds: int) -> None:
+        if not state.quiet and not as_json:
+            err.print(f"model check: training fold {fold + 1} of {folds} (articles it never sees are read next)")
+
+    with _progress("building rows") as progress:
+        result, pushed = _guarded(lambda: workflow.do_review(project, push=push, progress=progress, on_fold=on_fold))
+    if as_json:
+        _print_json({**result.as_dict(), "pushed": dataclasses.asdict(pushed) if pushed else None})
+        return
+    table = _table("reason", "score", "task", "row", "article", "¶", "chars", "text", "label -> suggestion", "why")
+    for item in result.items.to_dict(orient="records"):
+        change = f"{item['label'] or '-'} -> {item['suggestion'] or '?'}"
+        table.add_row(item["reason"], f"{item['score']:.2f}", str(item["task_id"]), item["row_id"], item["doc_id"],
+                      str(item["paragraph"]), f"{item['start']}-{item['end']}", item["text"], change, item["detail"])
+    if len(result.items):
+        out.print(table)
+    counts = ", ".join(f"{reason} {'not checked' if n is None else n}" for reason, n in result.counts().items())
+    out.print(f"{len(result.items)} open review item(s) in {result.snapshot.path.name}: {counts}; "
+              f"{result.reviewed} reviewed (their task was submitted again after it was flagged)")
+    if result.note:
+        err.print(Text.assemble(("note: ", "yellow"), result.note))
+    if pushed:
+        out.print(f"Label Studio: {pushed.flagged} task(s) flagged ({pushed.newly} new), {pushed.cleared} flag(s) "
+                  f"taken down, {pushed.changed} task(s) updated; tab \"Needs review\" {pushed.tab} -> "
+                  f"{pushed.tab_url}")
+        if pushed.missing_tasks:
+            err.print(Text.assemble(("note: ", "yellow"), f"{len(pushed.missing_tasks)} task(s) of the snapshot are "
+                                    "no longer on the server and were not flagged; run `workbench pull`."))
+    elif len(result.items):
+        out.print("Send them for a second look: workbench review --push")
 
 
 @app.command()

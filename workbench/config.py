@@ -90,6 +90,25 @@ class TrainConfig(_Strict):
     dev_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
 
 
+class ReviewConfig(_Strict):
+    """`workbench review`: which annotations look like mistakes, and whether a release waits for them."""
+
+    # A release is refused while review items are open (found by `workbench review` and not re-submitted since).
+    block_release: bool = False
+    # A surface form's outliers are suspect once it is annotated this often and one label (or being annotated at
+    # all) holds at least `min_share` of its mentions.
+    min_mentions: int = Field(default=3, ge=2)
+    min_share: float = Field(default=0.75, gt=0.5, le=1.0)
+    # Cross-validation by article when a trained model exists: `folds` models, each trained (spaCy's loop, [train]
+    # settings) without one share of the articles, read the articles it never saw; 0 turns it off.
+    folds: int = Field(default=5, ge=0)
+    max_steps: int = Field(default=200, ge=1)
+    eval_frequency: int = Field(default=50, ge=1)
+    # The model disagrees "confidently" when its beam gives another reading at least this probability.
+    confidence: float = Field(default=0.8, gt=0.5, le=1.0)
+    beam_width: int = Field(default=16, ge=2)
+
+
 class Config(_Strict):
     """The whole workbench config."""
 
@@ -104,6 +123,7 @@ class Config(_Strict):
     merge: MergeConfig = MergeConfig()
     corpus: CorpusConfig = CorpusConfig()
     train: TrainConfig = TrainConfig()
+    review: ReviewConfig = ReviewConfig()
 
     @field_validator("labels")
     @classmethod

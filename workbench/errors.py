@@ -122,6 +122,12 @@ class TrainError(WorkbenchError):
     exit_code = 12
 
 
+class ReviewOpenError(WorkbenchError):
+    """A release was refused because review items are open and `[review] block_release` is true."""
+
+    exit_code = 13
+
+
 class MissingStepError(WorkbenchError):
     """A command needs what an earlier step makes, and that step has not run yet."""
 

@@ -64,6 +64,8 @@ def labeling_config(
         f"{proposals}"
         # Empty unless the workbench asks for a second look (a "$field" alone shows nothing when it is empty).
         '  <Header value="$second_look" size="6" style="color: #b35900"/>\n'
+        # Empty unless `workbench review --push` found a likely mistake here ("needs a second look: ...").
+        '  <Header value="$review" size="6" style="color: #b30000"/>\n'
         '  <Labels name="label" toName="text" showInline="true">\n'
         f"{label_tags}\n"
         "  </Labels>\n"

@@ -70,6 +70,15 @@ def merge(annotations: Sequence[Annotation], *, policy: Policy = "ground_truth_m
     )
 
 
+def latest_per_annotator(annotations: Sequence[Annotation]) -> list[Annotation]:
+    """Each annotator's latest submitted annotation (an annotator who submitted twice is one reading, not two)."""
+    latest: dict[object, Annotation] = {}
+    for annotation in sorted((a for a in annotations if not a.cancelled), key=recency):
+        who = annotation.annotator if annotation.annotator is not None else ("unknown", annotation.id)
+        latest[who] = annotation
+    return list(latest.values())
+
+
 def _one(annotation: Annotation, rule: Rule, *, tie: bool = False) -> Merged:
     return Merged(
         spans=tuple(sorted({_key(span): span for span in annotation.spans}.values())),

@@ -65,6 +65,7 @@ class Paragraph:
             "key": self.key,
             "retired": "",
             "second_look": "",
+            "review": "",
         }
 
 

@@ -107,7 +107,7 @@ def train(
     work.mkdir()
     try:
         fit, dev = write_training_data(train_docs, work, settings.dev_fraction, settings.seed)
-        nlp = _init_nlp(training_config(project, work), base_name)
+        nlp = init_training_nlp(training_config(project, work), base_name)
         nlp.meta.update({
             "name": _slug(config.dataset),
             "version": version,
@@ -381,7 +381,8 @@ def training_config(project: Project, work: Path) -> Config:
     return config
 
 
-def _init_nlp(config: Config, base_name: str) -> Language:
+def init_training_nlp(config: Config, base_name: str) -> Language:
+    """The pipeline spaCy's loop trains from `config` (its base sourced); ModelError if the base cannot be."""
     try:
         return init_nlp(config, use_gpu=-1)
     except OSError as exc:

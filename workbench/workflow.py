@@ -30,6 +30,7 @@ from workbench.push import PushSummary, plan_for, push
 from workbench.report import page, plots
 from workbench.report.figures import Activity, RowShapes
 from workbench.report.tables import Table, report_tables
+from workbench.review import find, send
 from workbench.snapshots import Snapshot, iter_export, latest_snapshot
 from workbench.train import TrainResult, list_models, train
 
@@ -228,6 +229,22 @@ def do_train(
 
 def models(project: Project) -> list[dict[str, Any]]:
     return list_models(project)
+
+
+# ---- review -----------------------------------------------------------------------------------------------------
+
+
+def do_review(
+    project: Project,
+    *,
+    push: bool = False,
+    progress: Progress | None = None,
+    on_fold: Callable[[int, int], None] | None = None,
+) -> tuple[find.ReviewResult, send.FlagSummary | None]:
+    """The likely mistakes in the latest snapshot; with `push`, flagged in Label Studio for a second look."""
+    with project.lock("workbench review"):
+        result = find.review(project, progress=progress, on_fold=on_fold)
+        return result, send.push_flags(project, client_for(project), result) if push else None
 
 
 # ---- releases --------------------------------------------------------------------------------------------------

@@ -200,8 +200,8 @@ def _task_of(view: ui.Shown) -> tuple[str, int]:
 
 
 def test_the_view_shows_the_article_title_source_place_and_model(workspace: Workspace, seen: Seen) -> None:
-    title, source, proposals, second_look = seen.views[0].headers
-    assert second_look == ""  # nothing to look at twice: the note above the text is empty
+    title, source, proposals, second_look, review = seen.views[0].headers
+    assert second_look == review == ""  # nothing to look at twice: the notes above the text are empty
     assert title == "Leaders meet in Rome 🇹🇷"
     assert source == f"Source: {EMOJI_DOC} · paragraph 1 of 3"
     model_version = workspace.tasks()[(EMOJI_DOC, 0)]["predictions"][0]["model_version"]

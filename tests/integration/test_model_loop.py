@@ -134,3 +134,18 @@ def test_the_report_shows_each_model_versions_quality_and_corrections(loop: Loop
     assert quality[TRAINED]["tasks"] == 1 and quality[TRAINED]["f1"] in (None, 1.0)
     assert quality[BASE]["tasks"] > 1 and "corrections_per_task" in quality[BASE]
     assert quality[TRAINED]["corrections_per_task"]["deleted"] == 0
+
+
+def test_the_queue_follows_the_newest_model(loop: Loop, ls_server: LabelStudioServer) -> None:
+    """After a retrain, the unannotated tasks carry the new model's scores, and Label Studio serves by those."""
+    from workbench.labelstudio import accounts
+
+    waiting = [t for t in loop.tasks() if not t["annotations"]]
+    trained_score = {t["id"]: next(p["score"] for p in t["predictions"] if p["model_version"] == TRAINED)
+                     for t in waiting}  # fmt: skip
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "queue.loop@example.org")
+    annotator = Annotator.connect(ls_server.url, accounts.mint_token(ls_server.url, login.email, login.password))
+    response = annotator.client._client_wrapper.httpx_client.request(
+        f"api/projects/{loop.project_id}/next/", method="GET"
+    )
+    assert response.json()["id"] == min(trained_score, key=lambda task_id: (trained_score[task_id], task_id))

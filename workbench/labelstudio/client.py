@@ -223,6 +223,30 @@ class LabelStudio:
             )
         return [int(task_id) for task_id in (response.task_ids or [])]
 
+    # --- Data Manager tabs -------------------------------------------------------------------------------------
+    def views(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's Data Manager tabs: `id` and `data` (title, filters); tabs are shared by the organisation."""
+        with self._calling("list the Data Manager tabs", project_id):
+            listed = self._sdk.views.list(project=project_id)
+        return [{"id": int(view.id), "data": dict(view.data or {})} for view in listed
+                if view.id is not None and int(view.project) == project_id]  # fmt: skip
+
+    def create_view(self, project_id: int, data: dict[str, Any]) -> int:
+        """A new Data Manager tab (`data`: title, filters); its id."""
+        with self._calling(f"create the Data Manager tab {data.get('title')!r}", project_id):
+            view = self._sdk.views.create(project=project_id, data=data, request_options=NO_RETRY)
+        return int(view.id)
+
+    def update_view(self, project_id: int, view_id: int, data: dict[str, Any]) -> None:
+        with self._calling(f"update the Data Manager tab {data.get('title')!r}", project_id):
+            self._sdk.views.update(id=str(view_id), project=project_id, data=data)
+
+    def labeling_setup(self, project_id: int) -> dict[str, str]:
+        """The project's labeling interface (`label_config`) and the `model_version` it shows."""
+        with self._calling("read the project", project_id):
+            project = self._sdk.projects.get(id=project_id)
+        return {"label_config": str(project.label_config or ""), "model_version": str(project.model_version or "")}
+
     # --- export -----------------------------------------------------------------------------------------------
     def export_to(self, project_id: int, path: Path) -> None:
         """Stream a full JSON export (every task, annotation, skip and prediction) into `path`."""

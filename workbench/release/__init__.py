@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from workbench import __version__
 from workbench.build import Build, RowBuilder, processes_for
+from workbench.errors import ReviewOpenError
 from workbench.project import Project
 from workbench.records import Row
 from workbench.release.draft import ReleaseDraft
@@ -32,6 +33,7 @@ from workbench.release.manifest import ReleaseContext, read_manifest
 from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
 from workbench.release.writer import write
+from workbench.review.record import release_summary
 from workbench.snapshots import Snapshot, check_intact, latest_snapshot
 
 T = TypeVar("T")
@@ -87,6 +89,10 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
         prepared = draft.prepare(
             source=f"The snapshot {snapshot.path.name}", counted=f" ({build.tasks} tasks: {dict(build.excluded)})"
         )
+        assert prepared.table is not None
+        review = release_summary(project, snapshot, prepared.table, build)
+        if review["open"] and config.review.block_release:
+            raise _review_open(version, review)
         ctx = dataclasses.replace(
             ctx,
             snapshot_name=snapshot.path.name,
@@ -103,9 +109,20 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
             excluded_retired=build.excluded.get("retired", 0),
             excluded_awaiting_check=build.excluded.get("awaiting_check", 0),
             merge_ties=tuple(tie["task_id"] for tie in build.ties),
+            review=review,
         )
         path = write(project.releases_dir, prepared, ctx)
     return ReleaseResult(path=path, snapshot=snapshot, build=build)
+
+
+def _review_open(version: str, review: dict) -> ReviewOpenError:
+    reasons = ", ".join(f"{n} {reason}" for reason, n in review["by_reason"].items() if n)
+    return ReviewOpenError(
+        f"{review['open']} review item(s) are open in the latest snapshot ({reasons}), and [review] block_release "
+        f"is true, so release {version} was not cut. List them with `workbench review`, send them to the annotators "
+        "with `workbench review --push`, and once the flagged tasks are submitted again, `workbench pull` and "
+        "release; or set block_release = false to release with them (the manifest counts them). Nothing was written."
+    )
 
 
 def write_release(releases_dir: Path, rows: Iterable[Row], ctx: ReleaseContext) -> Path:

@@ -70,6 +70,7 @@ def render_card(
         _labels(manifest, figure),
         _splits(manifest),
         _annotation(manifest),
+        _review(manifest),
         _quality(manifest),
         _alignment(manifest),
         _changes(manifest),
@@ -192,6 +193,32 @@ after annotation and that wait for an annotator to check the spans the edit touc
 
 {_ties(m)}
 """
+
+
+REVIEW_REASONS = {
+    "label": "the same string labelled differently elsewhere in the corpus",
+    "missing": "a string annotated in other paragraphs, left unannotated here",
+    "model": "a model that never saw the article confidently reads the span otherwise",
+    "disagreement": "the task's annotators read it differently",
+}
+
+
+def _review(m: Mapping[str, Any]) -> str:
+    review = m.get("review") or {}
+    if not review:
+        return ("## Review\n\nThese rows were not checked for likely annotation mistakes (they were released without "
+                "a snapshot).")
+    by_reason = review.get("by_reason") or {}
+    body = [[f"`{reason}`", meaning, "not checked" if by_reason.get(reason) is None else _n(by_reason[reason])]
+            for reason, meaning in REVIEW_REASONS.items()]  # fmt: skip
+    unchecked = (" The model reason was not checked: run `workbench review` on this snapshot once a model is "
+                 "trained, then release." if not review.get("model_checked") else "")  # fmt: skip
+    return (
+        f"## Review\n\n`workbench review` looks for likely annotation mistakes. When this release was cut, "
+        f"**{_plural(review.get('open', 0), 'item')} open** (found and not yet looked at again in Label Studio), "
+        f"and {_plural(review.get('reviewed', 0), 'item')} had been reviewed (the task was submitted again after "
+        f"it was flagged).{unchecked}\n\n" + _table(["reason", "what it means", "open items"], body)
+    )
 
 
 def _ties(m: Mapping[str, Any]) -> str:

@@ -56,6 +56,7 @@ class ReleaseContext:
     excluded_awaiting_check: int = 0
     merge_policy: str = ""
     merge_ties: tuple[int, ...] = ()
+    review: Mapping[str, Any] = field(default_factory=dict)  # open review items by reason (`review.record`)
     created_at: str = ""
 
     @classmethod
@@ -213,6 +214,7 @@ def build_manifest(
             "awaiting_check": ctx.excluded_awaiting_check,
         },
         "merge": {"policy": ctx.merge_policy, "ties": len(ctx.merge_ties), "tied_tasks": list(ctx.merge_ties)},
+        "review": dict(ctx.review),
         "changes": {
             "parent": str(parent) if parent else None,
             "added": len(diff["added"]),
