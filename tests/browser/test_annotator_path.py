@@ -16,6 +16,7 @@ from typing import Any
 
 import datasets
 import pytest
+from label_studio_sdk.client import LabelStudio as LabelStudioSdk
 from playwright.sync_api import Page
 from typer.testing import CliRunner
 
@@ -315,3 +316,24 @@ def test_status_counts_each_annotators_work(workspace: Workspace, seen: Seen) ->
     figures = json.loads(workspace.cli("status", "--json").output)
     assert figures["annotators"]["first.browser@example.org"] == {"annotated": 2}
     assert figures["annotators"]["second.browser@example.org"] == {"annotated": 1}
+
+
+def test_a_task_flagged_for_a_second_look_says_why_above_the_text(
+    workspace: Workspace, seen: Seen, ls_server: LabelStudioServer, new_page: Callable[[], Page], screenshots: Path
+) -> None:
+    """The notes the workbench writes into a task's data (an edit that touched a span, a review item) are what
+    the annotator reads above the paragraph."""
+    (task,) = [t for t in workspace.tasks().values() if t["data"]["doc_id"] == SEEDS[0][:-4] and
+               t["data"]["paragraph"] == 5]  # fmt: skip
+    edited = "The text was edited after it was annotated, and the edit touched 'Kyiv' (GPE): mark it again."
+    review = "needs a second look: 'Kyiv' is labelled GPE 12 times and PERSON here [label]"
+    sdk = LabelStudioSdk(base_url=ls_server.url, api_key=ls_server.connection.api_key)
+    sdk.tasks.update(id=str(task["id"]), data={**task["data"], "second_look": edited, "review": review})
+    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "flags.browser@example.org")
+    page = new_page()
+    ui.login(page, ls_server.url, login.email, login.password)
+    ui.open_task(page, ls_server.url, workspace.project_id, task["id"])
+    page.get_by_text(edited).wait_for()
+    headers = ui.shown(page).headers
+    assert edited in headers and review in headers
+    page.screenshot(path=screenshots / "second-look.png")
