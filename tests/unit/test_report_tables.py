@@ -172,3 +172,11 @@ def test_release_history_rows_and_label_changes() -> None:
 def test_generic_leaves_no_table_empty_without_saying_so() -> None:
     assert generic("x", []) == [Table("x", note="Nothing recorded.")]
     assert generic("x", {}) == [Table("x", note="Nothing recorded.")]
+
+
+def test_ids_are_written_as_label_studio_writes_them() -> None:
+    from workbench.report.tables import report_tables
+
+    tables = {t.title: t for t in report_tables({"merge_ties": [{"task_id": 5141, "annotations": [10234, 10235],
+                                                                   "used": "latest"}]})}  # fmt: skip
+    assert tables["Merge ties"].rows == (("5141", "10234, 10235", "latest"),)

@@ -85,6 +85,15 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def ident(value: Any) -> str:
+    """An id (a task's, an annotation's, or a list of them) as it is written in Label Studio: no separators."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value) or "none"
+    return str(value)
+
+
 def heading(key: Any) -> str:
     """A report field name reads as words ("split_tokens" -> "split tokens"); a data key (a model version, a
     label, an annotator) is kept verbatim."""
@@ -161,7 +170,7 @@ def _alignment(report: Mapping[str, Any]) -> list[Table]:
             "with its task, so a report that is shown has refused none.")  # fmt: skip
     tables = [_pairs("Alignment", pairs, columns=("", "regions"), note=note)]
     if conflicts:
-        rows = tuple((cell(c.get("task_id")), _span(c.get("tagged") or {}), _span(c.get("untagged") or {}))
+        rows = tuple((ident(c.get("task_id")), _span(c.get("tagged") or {}), _span(c.get("untagged") or {}))
                      for c in conflicts[:MAX_LISTED])  # fmt: skip
         tables.append(Table("Overlapping spans", ("task", "tagged (IOB tags)", "kept in spans only"), rows,
                             _more(len(rows), len(conflicts), "overlaps")))  # fmt: skip
@@ -224,7 +233,7 @@ def _ties(report: Mapping[str, Any]) -> list[Table]:
     ties = list(report.get("merge_ties") or [])
     if not ties:
         return [Table("Merge ties", note="No merge of several annotations was a tie.")]
-    rows = tuple((cell(t.get("task_id")), cell(t.get("annotations")), cell(t.get("used"))) for t in ties[:MAX_LISTED])
+    rows = tuple((ident(t.get("task_id")), ident(t.get("annotations")), cell(t.get("used"))) for t in ties[:MAX_LISTED])
     note = (f"{len(ties)} task(s) had a span exactly half the annotators marked; the rule in the last column decided. "
             + _more(len(rows), len(ties), "ties"))  # fmt: skip
     return [Table("Merge ties", ("task", "annotations", "rule used"), rows, note.strip())]
