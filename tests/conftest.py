@@ -31,6 +31,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(getattr(pytest.mark, marker))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_database_from_the_shell() -> Iterator[None]:
+    """Tests choose their database themselves: a WORKBENCH_LABEL_STUDIO_DATABASE in the shell must not move the
+    default server (or any test's) onto somebody's PostgreSQL."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(ENV_DATABASE, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
     """A real Label Studio, started once per session with `server.start` and stopped at the end."""
