@@ -4,17 +4,21 @@ VENV := .venv
 LS_VENV := .venv-labelstudio
 WB := $(VENV)/bin/workbench
 
-.PHONY: run test bench setup browser-deps lint clean
+.PHONY: run test bench setup browser-deps postgres-deps lint clean
 
 run: setup
 	$(WB) run
 
-test: setup browser-deps
+test: setup browser-deps postgres-deps
 	$(VENV)/bin/python -m pytest
 
-bench: setup
+# Stage throughput against the raw libraries, active learning, then annotators' load on each way of serving Label
+# Studio, then pre-annotation on a two-worker Dask cluster against the local processes (bench/README.md).
+bench: setup postgres-deps
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.active_learning
+	$(VENV)/bin/python -m bench.load
+	$(VENV)/bin/python -m bench.cluster
 
 setup: $(VENV)/.installed $(LS_VENV)/.installed
 
@@ -37,6 +41,14 @@ browser-deps:
 		echo "Installing Debian's chromium for the browser tests"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's PostgreSQL server for the team-setup tests: each test session runs a private cluster of its own
+# (initdb into a temporary folder, a free port on 127.0.0.1), so the package's own cluster is never used.
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "Installing Debian's postgresql for the team-setup tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 lint: setup
 	$(VENV)/bin/python -m ruff check workbench tests bench

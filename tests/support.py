@@ -17,6 +17,10 @@ SERVER_ENV_BESIDES_LABEL_STUDIO = frozenset(
     {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "SENTRY_DSN", "FRONTEND_SENTRY_DSN", "LATEST_VERSION_CHECK",
      "COLLECT_ANALYTICS"}
 )
+# What gunicorn (the settings module) and PostgreSQL (Label Studio's own database settings) add to that.
+SERVER_ENV_FOR_GUNICORN = frozenset({"DJANGO_SETTINGS_MODULE"})
+SERVER_ENV_FOR_POSTGRES = frozenset({"DJANGO_DB", "POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD", "POSTGRE_HOST",
+                                     "POSTGRE_PORT"})  # fmt: skip
 
 
 def tree_digest(root: Path) -> str:
@@ -52,3 +56,4 @@ class LabelStudioServer:
     connection: server.Connection
     url: str
     info: server.ServerInfo
+    database_url: str | None = None  # a PostgreSQL URL with its password, or None for SQLite

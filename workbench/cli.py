@@ -30,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-server_app = typer.Typer(help="The local Label Studio server (127.0.0.1, SQLite, data under .workbench/).")
+server_app = typer.Typer(help="The local Label Studio server (127.0.0.1; SQLite under .workbench/, or PostgreSQL).")
 annotators_app = typer.Typer(help="Annotator accounts on the Label Studio server.")
 app.add_typer(server_app, name="server")
 app.add_typer(annotators_app, name="annotators")
@@ -125,7 +125,10 @@ def server_status(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     if as_json:
         _print_json(status.as_dict())
     elif status.running:
-        out.print(f"running at {status.url}, Label Studio {status.version}, healthy: {status.healthy}")
+        out.print(
+            f"running at {status.url}, Label Studio {status.version}, healthy: {status.healthy} "
+            f"({status.serving}, database {status.database})"
+        )
     else:
         out.print("not running (start it with `workbench server start`)")
     if not status.running:
@@ -139,17 +142,24 @@ def preannotate(
         str | None,
         typer.Option(help="A pipeline to use instead of [model] name: a package or a folder (a trained model)."),
     ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="A Dask scheduler to run on, e.g. tcp://10.0.0.5:8786 (default: [model] cluster)")
+    ] = None,
 ):
     """Pre-annotate the seed articles with the spaCy NER pipeline.
 
-    Examples: workbench preannotate | workbench preannotate --model models/news-ner/0.2.0
+    Examples: workbench preannotate | workbench preannotate --model models/news-ner/0.2.0 |
+    workbench preannotate --cluster tcp://10.0.0.5:8786
     """
     project = _project()
     with _progress("pre-annotating") as progress:
-        corpus, summary = _guarded(lambda: workflow.do_preannotate(project, model=model, progress=progress))
+        corpus, summary = _guarded(
+            lambda: workflow.do_preannotate(project, model=model, cluster=cluster, progress=progress)
+        )
     _report_corpus(corpus)
+    where = f" on the Dask cluster at {summary.cluster} ({summary.processes} workers)" if summary.cluster else ""
     out.print(
-        f"{summary.paragraphs} paragraphs pre-annotated by {summary.model_version} ({summary.annotated} new, "
+        f"{summary.paragraphs} paragraphs pre-annotated by {summary.model_version}{where} ({summary.annotated} new, "
         f"{summary.reused} reused), {summary.entities} entities; dropped labels outside the label set: "
         f"{dict(summary.dropped) or 'none'}"
     )

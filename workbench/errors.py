@@ -68,6 +68,10 @@ class LoginRefusedError(AuthError):
     """Label Studio's login form did not accept an e-mail and password."""
 
 
+class DatabaseError(ServerError):
+    """The local Label Studio's PostgreSQL database cannot be reached, refuses the login, or does not exist."""
+
+
 class ProjectNotFoundError(ServerError):
     """The Label Studio project the workbench created is no longer on the server."""
 
@@ -116,6 +120,10 @@ class WorkerError(WorkbenchError):
     exit_code = 10
 
 
+class ClusterWorkerError(WorkerError):
+    """Dask workers died while holding pre-annotation work, more often than Dask retries it."""
+
+
 class TrainError(WorkbenchError):
     """A model cannot be trained on a release: too few examples, other labels than the config's, a model there."""
 
@@ -140,3 +148,9 @@ class NotPreannotatedError(MissingStepError):
 
 class NotPushedError(MissingStepError):
     """A command needs the Label Studio project, and nothing was pushed to one yet."""
+
+
+class ClusterError(WorkbenchError):
+    """The Dask cluster cannot be reached, has no worker, or its workers cannot run the pipeline."""
+
+    exit_code = 14

@@ -4,7 +4,8 @@ Only the NER component runs (the tagger, parser and lemmatizer do not change ent
 Each text's entities come with the model's confidence (`confidence.scored_docs`), and stream into the pool
 (`.workbench/preannotations.parquet`) in batches, so memory does not grow with the corpus; texts already
 pre-annotated by the same model version for the same labels are reused, not re-run. With enough text the work
-runs in forked workers on every core, each with the pipeline already loaded.
+runs in forked workers on every core, each with the pipeline already loaded; or on a Dask cluster when one is set
+(`workbench.cluster`, imported only then), and the pool written is the same either way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from more_itertools import chunked
 
 from workbench.confidence import scored_docs
 from workbench.parallel import choose_processes, fork_pool, ordered_map
-from workbench.pipeline import load_ner_pipeline
+from workbench.pipeline import load_ner_pipeline, resolve
 from workbench.pool import PoolWriter, reusable
 from workbench.project import Project, remove_stale_temps, temp_path
 from workbench.records import Paragraph, Prediction, Span, stable_hash
@@ -43,7 +44,8 @@ class PreannotationSummary:
     reused: int = 0
     entities: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
-    processes: int = 1
+    processes: int = 1  # this machine's processes, or the cluster's workers
+    cluster: str | None = None
 
 
 
@@ -74,12 +76,42 @@ def preannotate(
     project: Project,
     paragraphs: Iterable[Paragraph],
     *,
+    cluster: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PreannotationSummary:
-    """Run NER over every paragraph text, scoring each, and save the pool; reuse what this model version made."""
+    """Run NER over every paragraph text, scoring each, and save the pool; reuse what this model version made.
+    The pipeline runs here, or on the Dask cluster at `cluster` (else `[model] cluster`, if set)."""
     config = project.config
-    nlp, version = load_ner_pipeline(config.model.name, project.root)
-    todo = list(paragraphs)
+    address = cluster or config.model.cluster
+    if not address:
+        nlp, version = load_ner_pipeline(config.model.name, project.root)
+
+        def here(texts: list[str], summary: PreannotationSummary) -> Iterator[Found]:
+            summary.processes = processes_for_text(config.model.processes, sum(len(text) for text in texts))
+            batch_size = choose_batch_size(config.model.batch_size, summary.processes)
+            return _predict(texts, nlp, config.labels, batch_size, summary.processes)
+
+        return _preannotate(project, list(paragraphs), version, here, progress)
+    from workbench.cluster import ClusterPipeline
+
+    name = resolve(config.model.name, project.root)  # a pipeline folder by its absolute path, as workers see it
+    with ClusterPipeline.open(address, name, config.labels, config.model.batch_size) as remote:
+
+        def on_the_cluster(texts: list[str], summary: PreannotationSummary) -> Iterator[Found]:
+            summary.processes, summary.cluster = remote.workers, remote.address
+            return remote.annotate(texts)
+
+        return _preannotate(project, list(paragraphs), remote.version, on_the_cluster, progress)
+
+
+def _preannotate(
+    project: Project,
+    todo: list[Paragraph],
+    version: str,
+    predict: Callable[[list[str], PreannotationSummary], Iterator[Found]],
+    progress: Callable[[int], None] | None,
+) -> PreannotationSummary:
+    config = project.config
     path = project.preannotations_file
     label_set = stable_hash(*config.labels)
     wanted = list(dict.fromkeys(p.text_key for p in todo))  # one prediction per distinct text, in corpus order
@@ -88,7 +120,6 @@ def preannotate(
     previous = set(kept["key"].to_pylist())
     missing = [key for key in wanted if key not in previous]
     summary = PreannotationSummary(model_version=version, paragraphs=len(todo))
-    summary.processes = processes_for_text(config.model.processes, sum(len(texts[key]) for key in missing))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent)
@@ -98,8 +129,7 @@ def preannotate(
         writer = PoolWriter(tmp)
         try:
             writer.add_table(kept)
-            batch_size = choose_batch_size(config.model.batch_size, summary.processes)
-            found = _predict([texts[key] for key in missing], nlp, config.labels, batch_size, summary.processes)
+            found = predict([texts[key] for key in missing], summary)
             for key, (spans, dropped, score) in zip(missing, found, strict=True):
                 summary.dropped.update(dropped)
                 entities[key] = len(spans)

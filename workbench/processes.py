@@ -44,6 +44,22 @@ def launch_detached(command: Sequence[str], *, log_file: Path, cwd: Path, env: M
     return process.pid
 
 
+def run_logged(command: Sequence[str], *, log_file: Path, cwd: Path, env: Mapping[str, str], timeout: float) -> int:
+    """Run `command` to its end in its own session, output appended to `log_file`, with exactly `env`; its exit
+    code, or -1 if it ran past `timeout` seconds (it and its children are then stopped). OSError if it cannot start.
+    """
+    pid = launch_detached(command, log_file=log_file, cwd=cwd, env=env)
+    process = _LAUNCHED.pop(pid)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1
+    finally:  # timed out, or interrupted (Ctrl-C): nothing of it is left running
+        if process.poll() is None or _group_exists(pid):
+            _LAUNCHED[pid] = process
+            terminate(pid, 5)
+
+
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie (a zombie child of this interpreter is reaped here)."""
     try:

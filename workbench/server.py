@@ -1,7 +1,8 @@
 """The local Label Studio server the workbench starts and stops itself, and the credentials to talk to it.
 
 Label Studio runs from its own virtual environment (`.venv-labelstudio`), detached, bound to 127.0.0.1, with a
-clean environment and its data under `.workbench/labelstudio/data`. The admin's password is generated once and,
+clean environment and its data under `.workbench/labelstudio/data` (or in a PostgreSQL database: `database.py`),
+served by its development server or by gunicorn workers (`serving.py`). The admin's password is generated once and,
 with a personal access token minted through the login form (no UI), kept in `.workbench/labelstudio.json` (0600).
 Setting LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY points the workbench at an external server instead; whether
 that is so is decided in one place, `external_connection`. This module speaks no HTTP itself: health checks and
@@ -22,6 +23,7 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
+from workbench.database import check_reachable, configured_database, describe
 from workbench.errors import LoginRefusedError, ServerError
 from workbench.labelstudio.accounts import key_works, mint_token
 from workbench.labelstudio.client import is_healthy, release_of
@@ -34,13 +36,16 @@ from workbench.processes import (
     listening_ports,
     port_free,
     reap,
+    run_logged,
     terminate,
 )
 from workbench.project import Project, atomic_write_bytes, atomic_write_json, read_json
+from workbench.serving import Serving, check_same_database
 
 HOST = LOOPBACK_IP
 ADMIN_EMAIL = "admin@workbench.local"
-CREDENTIAL_KEYS = ("url", "api_key", "username", "password", "port")
+# `database` is the one the server was started on, without its password; `serving` how it was served.
+CREDENTIAL_KEYS = ("url", "api_key", "username", "password", "port", "database", "serving")
 
 _POLL_SECONDS = 0.25
 _LOG_TAIL_LINES = 20
@@ -72,6 +77,8 @@ class ServerStatus:
     healthy: bool
     pid: int | None
     data_dir: Path
+    database: str = "sqlite"
+    serving: str = "development server"
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict for `server status --json`; carries no password or token by construction."""
@@ -82,6 +89,8 @@ class ServerStatus:
             "healthy": self.healthy,
             "pid": self.pid,
             "data_dir": str(self.data_dir),
+            "database": self.database,
+            "serving": self.serving,
         }
 
 
@@ -109,17 +118,25 @@ def start(project: Project, *, port: int | None = None, timeout: float = 180) ->
         running = _recorded_pid(project)
         if running is not None:
             return _adopt_running(project, running, creds, port, began, timeout)
-        binary = _labelstudio_bin(project)
+        serving = _serving(project, creds)
         # The password is on disk before the first launch creates the account with it.
         creds["username"] = creds.get("username") or ADMIN_EMAIL
         creds["password"] = creds.get("password") or secrets.token_urlsafe(24)
+        creds.update(database=describe(serving.database), serving=serving.describe())
+        creds["database_password"] = serving.database.password if serving.database else None  # never written
         pid: int | None = None
         try:
+            if serving.database is not None:
+                check_reachable(serving.database, serving.binary.with_name("python"))
+            _rotate_log(project)
+            if serving.needs_prepare:
+                _write_credentials(project, creds)
+                _prepare(project, serving, creds, began + timeout)
             for attempt in (1, 2):
                 chosen = _choose_port(port, creds) if attempt == 1 else free_port()
                 creds.update(url=f"http://{HOST}:{chosen}", port=chosen)
                 _write_credentials(project, creds)
-                pid = _launch(project, binary, chosen, creds)
+                pid = _launch(project, serving, chosen, creds)
                 try:
                     _wait_healthy(project, pid, chosen, began + timeout, creds)
                     break
@@ -165,7 +182,8 @@ def status(project: Project) -> ServerStatus:
     url = creds.get("url") if isinstance(creds.get("url"), str) else None
     healthy = bool(pid is not None and url and is_healthy(url))
     version = release_of(url) if healthy and url else None
-    return ServerStatus(pid is not None, url, version, healthy, pid, _data_dir(project))
+    shown = {key: str(creds[key]) for key in ("database", "serving") if isinstance(creds.get(key), str)}
+    return ServerStatus(pid is not None, url, version, healthy, pid, _data_dir(project), **shown)
 
 
 def external_connection() -> Connection | None:
@@ -245,15 +263,19 @@ def _server_lock(project: Project, what: str, timeout: float) -> Iterator[None]:
         lock.release()
 
 
-def _labelstudio_bin(project: Project) -> Path:
-    """The server's own venv must exist; it is built by `make setup`, never by the workbench."""
+def _serving(project: Project, creds: dict[str, Any]) -> Serving:
+    """How to serve, from the config (and WORKBENCH_LABEL_STUDIO_DATABASE); the server's venv must exist (it is
+    built by `make setup`, never by the workbench)."""
     binary = project.labelstudio_bin
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise ServerError(
             f"The Label Studio server is not installed: {binary} does not exist. Run `make setup` in the "
             "project folder (it builds .venv-labelstudio), then start the server again."
         )
-    return binary
+    settings = project.config.labelstudio
+    database = configured_database(settings.database)
+    check_same_database(creds.get("database"), database, project.project_file)
+    return Serving(binary, _data_dir(project), HOST, settings.workers, database)
 
 
 def _adopt_running(
@@ -303,59 +325,50 @@ def _choose_port(requested: int | None, creds: dict[str, Any]) -> int:
     return free_port()
 
 
-def _server_env(project: Project, creds: dict[str, Any]) -> dict[str, str]:
-    """Only what Label Studio needs: it also reads unprefixed USERNAME/PASSWORD/HOST/PORT/DEBUG.
-
-    The admin login is passed only when the database does not exist yet (it is used once, to create the
-    account), so a running server's environment does not hold the password.
-    """
-    first_start = not (_data_dir(project) / "label_studio.sqlite3").exists()
-    admin = (
-        {"LABEL_STUDIO_USERNAME": str(creds["username"]), "LABEL_STUDIO_PASSWORD": str(creds["password"])}
-        if first_start
-        else {}
-    )
-    return {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": os.environ.get("HOME", str(project.server_dir)),
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "PYTHONUNBUFFERED": "1",  # so the log holds the last lines when it dies
-        "LABEL_STUDIO_BASE_DATA_DIR": str(_data_dir(project)),
-        **admin,
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "SENTRY_DSN": "",
-        "FRONTEND_SENTRY_DSN": "",
-        "LATEST_VERSION_CHECK": "false",
-        "COLLECT_ANALYTICS": "false",
-    }
-
-
-def _launch(project: Project, binary: Path, port: int, creds: dict[str, Any]) -> int:
-    """Start `label-studio start` in its own session so it outlives the CLI and can be stopped as a group."""
+def _rotate_log(project: Project) -> None:
     log_file = _log_file(project)
     if log_file.exists():
         os.replace(log_file, log_file.with_suffix(".log.1"))
-    command = [
-        str(binary),
-        "start",
-        "--no-browser",
-        "--internal-host",
-        HOST,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(_data_dir(project)),
-    ]
+
+
+def _prepare(project: Project, serving: Serving, creds: dict[str, Any], deadline: float) -> None:
+    """`label-studio init`: migrations, then the admin account if it is missing (see `serving`)."""
+    env = serving.environment(admin=creds)
     try:
-        pid = launch_detached(command, log_file=log_file, cwd=project.server_dir, env=_server_env(project, creds))
+        code = run_logged(serving.prepare_command(), log_file=_log_file(project), cwd=project.server_dir, env=env,
+                          timeout=max(deadline - time.monotonic(), 30))  # fmt: skip
     except OSError as exc:
+        raise _cannot_launch(serving, exc) from None
+    if code != 0:
+        what = "did not finish in time" if code == -1 else f"failed (exit code {code})"
         raise ServerError(
-            f"Label Studio could not be launched from {binary}: {exc.strerror}. Rebuild its environment "
-            "with `make setup` and start again."
-        ) from None
+            f"Label Studio could not prepare its database {describe(serving.database)}: `label-studio init` {what}. "
+            f"Last lines of {_log_file(project)}:\n{_log_tail(project, creds)}\nFix the cause shown there and run "
+            "`workbench server start` again."
+        )
+
+
+def _launch(project: Project, serving: Serving, port: int, creds: dict[str, Any]) -> int:
+    """Start the server in its own session so it outlives the CLI and can be stopped as a group.
+
+    The admin login is passed only when the database does not exist yet and nothing prepared it (it is used
+    once, to create the account), so a running server's environment does not hold the password."""
+    first_start = not serving.needs_prepare and not (_data_dir(project) / "label_studio.sqlite3").exists()
+    env = serving.environment(admin=creds if first_start else None)
+    try:
+        pid = launch_detached(serving.command(port), log_file=_log_file(project), cwd=project.server_dir, env=env)
+    except OSError as exc:
+        raise _cannot_launch(serving, exc) from None
     # Atomic, so a reader never sees half a number.
     atomic_write_bytes(_pid_file(project), f"{pid}\n".encode(), mode=0o644)
     return pid
+
+
+def _cannot_launch(serving: Serving, exc: OSError) -> ServerError:
+    return ServerError(
+        f"Label Studio could not be launched from {serving.binary}: {exc.strerror}. Rebuild its environment "
+        "with `make setup` and start again."
+    )
 
 
 class _PortTaken(Exception):
@@ -395,11 +408,13 @@ def _ensure_token(project: Project, creds: dict[str, Any]) -> None:
     try:
         creds["api_key"] = mint_token(url, str(creds["username"]), str(creds["password"]))
     except LoginRefusedError:
+        where = creds.get("database") if creds.get("database", "sqlite") != "sqlite" else None
         raise LoginRefusedError(
-            f"Label Studio's data folder {_data_dir(project)} holds an admin account ({creds['username']}) whose "
-            f"password is not the one in {project.credentials_file}: that file was replaced or deleted after the "
-            "folder was made. Restore the file, or stop the server and move the data folder away to start "
-            "with an empty server (the old projects stay in the moved folder)."
+            f"Label Studio's {f'database {where}' if where else f'data folder {_data_dir(project)}'} holds an admin "
+            f"account ({creds['username']}) whose password is not the one in {project.credentials_file}: that file "
+            "was replaced or deleted after the account was made. Restore the file, or stop the server and "
+            + ("point [labelstudio] database at an empty database." if where else "move the data folder away to "
+               "start with an empty server (the old projects stay in the moved folder).")
         ) from None
     _write_credentials(project, creds)
 
@@ -432,7 +447,7 @@ def _is_our_server(pid: int, project: Project) -> bool:
         cmdline = " ".join(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    return "label-studio" in cmdline and str(_data_dir(project)) in cmdline
+    return ("label-studio" in cmdline or "label_studio" in cmdline) and str(_data_dir(project)) in cmdline
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -486,7 +501,7 @@ def _log_tail(project: Project, creds: dict[str, Any]) -> str:
         return "  (the log is empty)"
     tail = [line[:300] for line in lines[-_LOG_TAIL_LINES:]] or ["(the log is empty)"]
     text = "\n".join(f"  {line}" for line in tail)
-    return redact(text, (creds.get("password"), creds.get("api_key")))
+    return redact(text, (creds.get("password"), creds.get("api_key"), creds.get("database_password")))
 
 
 __all__ = [

@@ -19,7 +19,8 @@ from workbench import release, server
 from workbench.articles import Corpus, read_corpus
 from workbench.build import Build, RowBuilder, processes_for
 from workbench.carry import preview_edit
-from workbench.errors import OutputPathError, ReleaseError, ReleaseMismatchError
+from workbench.config import check_cluster_address
+from workbench.errors import OutputPathError, ReleaseError, ReleaseMismatchError, UsageError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.labelstudio.binding import bound_project
@@ -73,14 +74,20 @@ def add_annotator(project: Project, email: str) -> tuple[AnnotatorLogin, str]:
 
 
 def do_preannotate(
-    project: Project, *, model: str | None = None, progress: Progress | None = None
+    project: Project, *, model: str | None = None, cluster: str | None = None, progress: Progress | None = None
 ) -> tuple[Corpus, PreannotationSummary]:
     """Pre-annotate the seeds with the configured pipeline, or with `model` (a package or a pipeline folder, such
-    as a model `workbench train` wrote) for this run."""
+    as a model `workbench train` wrote) for this run; here, or on the Dask cluster at `cluster` (else
+    `[model] cluster`, if set)."""
+    if cluster:
+        try:
+            check_cluster_address(cluster)
+        except ValueError as exc:
+            raise UsageError(f"--cluster {exc}.") from None
     corpus = read_corpus(project.seeds_dir)
     if model:
         project = project.with_model(model)
-    return corpus, preannotate(project, list(corpus.paragraphs()), progress=progress)
+    return corpus, preannotate(project, list(corpus.paragraphs()), cluster=cluster, progress=progress)
 
 
 def do_push(

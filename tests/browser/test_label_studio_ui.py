@@ -2,6 +2,7 @@
 
 - Offsets: the 1.23 editor draws (and stores) region offsets as code points. A region pushed with the browser's
   UTF-16 offsets is drawn over the wrong words after an emoji; the same region in code points is drawn exactly.
+  The same on the team setup (gunicorn workers, PostgreSQL): its editor loads and draws offline as well.
 - Overlap: with `annotations_per_task = 2`, a task someone has finished is still given to a second person.
 """
 
@@ -41,10 +42,17 @@ def _region(start: int, end: int, label: str, piece: str, region_id: str) -> dic
     }
 
 
+@pytest.fixture(scope="module", params=["ls_server", pytest.param("ls_pg_server", marks=pytest.mark.postgres)])
+def served(request: pytest.FixtureRequest) -> LabelStudioServer:
+    """The default server, and the team's (gunicorn workers on PostgreSQL, static files from the app's own routes):
+    the editor loads and draws the same on both, offline."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="module")
-def probe(ls_server: LabelStudioServer) -> Iterator[tuple[int, dict[str, int]]]:
+def probe(served: LabelStudioServer) -> Iterator[tuple[int, dict[str, int]]]:
     """A scratch project: the same paragraph twice, its prediction once in code points and once in UTF-16."""
-    client = LabelStudio(base_url=ls_server.url, api_key=ls_server.connection.api_key)
+    client = LabelStudio(base_url=served.url, api_key=served.connection.api_key)
     project = client.projects.create(title="Offset probe", label_config=labeling_config(["PERSON", "GPE"]))
     tasks = []
     for units in ("codepoints", "utf16"):
@@ -61,23 +69,23 @@ def probe(ls_server: LabelStudioServer) -> Iterator[tuple[int, dict[str, int]]]:
 
 
 @pytest.fixture(scope="module")
-def probe_page(ls_server: LabelStudioServer, new_page: Callable[[], Page]) -> Page:
-    login = accounts.create_annotator(ls_server.url, ls_server.connection.api_key, "offsets.browser@example.org")
+def probe_page(served: LabelStudioServer, new_page: Callable[[], Page]) -> Page:
+    login = accounts.create_annotator(served.url, served.connection.api_key, "offsets.browser@example.org")
     page = new_page()
-    ui.login(page, ls_server.url, login.email, login.password)
+    ui.login(page, served.url, login.email, login.password)
     return page
 
 
 def test_label_studio_draws_offsets_as_code_points_not_utf16(
-    ls_server: LabelStudioServer, probe: tuple[int, dict[str, int]], probe_page: Page, screenshots: Path
+    served: LabelStudioServer, probe: tuple[int, dict[str, int]], probe_page: Page, screenshots: Path
 ) -> None:
     project_id, task_ids = probe
     drawn = {}
     for units, task_id in task_ids.items():
-        ui.open_task(probe_page, ls_server.url, project_id, task_id)
+        ui.open_task(probe_page, served.url, project_id, task_id)
         probe_page.locator(ui.HIGHLIGHT).first.wait_for()
         drawn[units] = ui.regions(probe_page)
-        probe_page.screenshot(path=screenshots / f"offsets-{units}.png")
+        probe_page.screenshot(path=screenshots / f"offsets-{units}-{served.info.port}.png")
     assert drawn["codepoints"] == [("Erdoğan", "PERSON"), ("Rome", "GPE")]
     # UTF-16 offsets are read as code points: shifted by one per astral character before the span
     assert drawn["utf16"] == [("doğan m", "PERSON"), ("e", "GPE")]

@@ -2,17 +2,24 @@
 
 Annotators are simulated through Label Studio's API with their own accounts and browser-style (UTF-16) regions.
 Every assertion is made on what an ML engineer gets: the release loaded with `datasets.load_dataset`.
+
+The loop runs twice: on the embedded setup (Label Studio's development server on SQLite, the session's shared
+server) and on the team setup (Label Studio on PostgreSQL, served by gunicorn workers: marker `postgres`). Every
+test below runs on both, and the two releases are compared file by file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -21,7 +28,7 @@ from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
 from workbench.alignment import tags_to_spans
 from workbench.cli import app
-from workbench.labelstudio import accounts
+from workbench.labelstudio import LabelStudio, accounts
 from workbench.project import Project, read_json
 
 # A test article the seeds do not have: Windows line ends, a flag and an emoji before the entities, so the
@@ -72,9 +79,29 @@ def _spans_of(regions: list[dict[str, Any]], text: str) -> list[tuple[int, int, 
     return found
 
 
-@pytest.fixture(scope="module")
-def loop(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Loop:
-    root = tmp_path_factory.mktemp("loop")
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+SERVERS = {"sqlite": "ls_server", "postgres": "ls_pg_server"}
+
+
+@pytest.fixture(scope="session")
+def loops(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, LabelStudioServer], Loop]:
+    """Each backend's one pass through the loop, made when first asked for and kept for the session."""
+    made: dict[str, Loop] = {}
+
+    def loop_on(backend: str, ls_server: LabelStudioServer) -> Loop:
+        if backend not in made:
+            made[backend] = _run_loop(ls_server, tmp_path_factory.mktemp(f"loop-{backend}"))
+        return made[backend]
+
+    return loop_on
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def loop(request: pytest.FixtureRequest, loops: Callable[[str, LabelStudioServer], Loop]) -> Loop:
+    return loops(request.param, request.getfixturevalue(SERVERS[request.param]))
+
+
+def _run_loop(ls_server: LabelStudioServer, root: Path) -> Loop:
     shutil.copytree(REPO_ROOT / "seeds", root / "seeds")
     (root / "seeds" / "005_emoji.txt").write_bytes(EMOJI_ARTICLE.encode("utf-8"))
     (root / "configs").mkdir()
@@ -292,3 +319,60 @@ def test_status_counts_tasks_and_annotators(loop: Loop) -> None:
     assert figures["annotators"]["second.annotator@example.org"] == {"annotated": 1}
 
 
+
+
+
+# ------------------------------------------------------------------------------------ SQLite against PostgreSQL
+
+# The only differences allowed between the two releases: what each database numbers on its own (Label Studio's
+# task, annotation and user ids in the rows' `task_id`, `annotation_ids` and `annotators`, compared as the paragraph,
+# annotation and e-mail they stand for; the project id and the tied tasks in the manifest and card) and when things
+# happened (the release's `created_at`; the snapshot's name, time and sha256, as the snapshot holds the server's
+# timestamps), with the checksums of the files that hold them. Every other byte is the same: CoNLL and DocBin
+# files whole, the card line by line.
+def _release_view(loop: Loop) -> dict[str, Any]:
+    url, key = loop.env[server.ENV_URL], loop.env[server.ENV_API_KEY]
+    tasks = Annotator.connect(url, key).tasks(loop.project_id)
+    emails = LabelStudio(url, key).user_emails()
+    task_name = {task["id"]: f"{doc_id}/{paragraph}" for (doc_id, paragraph), task in tasks.items()}
+    annotation_name = {a["id"]: f"{task_name[t['id']]} by {emails[a['completed_by']]}"
+                       for t in tasks.values() for a in t["annotations"]}  # fmt: skip
+    release = loop.release_dir("0.1.0")
+    manifest = json.loads((release / "manifest.json").read_text())
+    varying = {manifest["source"]["name"]: "<snapshot>", manifest["source"]["time"]: "<snapshot time>",
+               manifest["source"]["sha256"]: "<snapshot sha256>", manifest["created_at"]: "<created>"}  # fmt: skip
+    view: dict[str, Any] = {}
+    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+        name = path.relative_to(release).as_posix()
+        if path.suffix == ".parquet":
+            rows = pq.read_table(path).to_pylist()
+            for row in rows:
+                row["task_id"] = task_name[row["task_id"]]
+                row["annotation_ids"] = [annotation_name[a] for a in row["annotation_ids"]]
+                row["annotators"] = [emails[u] for u in row["annotators"]]
+            view[name] = rows
+        elif name == "manifest.json":
+            manifest["created_at"] = manifest["source"] = manifest["labelstudio"]["project_id"] = None
+            manifest["merge"]["tied_tasks"] = [task_name[t] for t in manifest["merge"]["tied_tasks"]]
+            for file in ("README.md", *(f for f in manifest["files"] if f.endswith(".parquet"))):
+                manifest["files"][file] = None  # sha256 and size
+            view[name] = manifest
+        elif name == "README.md":
+            text = path.read_text()
+            for value, placeholder in varying.items():
+                text = text.replace(value, placeholder)
+            text = re.sub(r"\((project )?id \d+\)", r"(\1id <project>)", text)
+            view[name] = re.sub(r"tasks ([\d, ]+)\.", lambda m: "tasks " + ", ".join(
+                task_name[int(t)] for t in m.group(1).split(", ")) + ".", text)  # fmt: skip
+        elif name != "manifest.sha256":  # the checksum of manifest.json, compared above
+            view[name] = path.read_bytes()
+    return view
+
+
+def test_postgres_and_sqlite_give_identical_releases(loops, ls_server, ls_pg_server) -> None:
+    on_sqlite = _release_view(loops("sqlite", ls_server))
+    on_postgres = _release_view(loops("postgres", ls_pg_server))
+    assert {"train.spacy", "test.spacy", "train.conll", "test.conll", "README.md"} <= set(on_sqlite)
+    assert on_postgres.keys() == on_sqlite.keys()
+    for name, content in on_sqlite.items():
+        assert on_postgres[name] == content, name

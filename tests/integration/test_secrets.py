@@ -7,6 +7,10 @@ inside compressed release files too, and in everything the CLI printed, errors i
 
 Also here: how the server is exposed (loopback only, no open sign-up, no telemetry, a personal access token) and
 task text treated as data (HTML is shown as text, never rendered).
+
+All of it twice: on the default setup, and on the team setup (Label Studio on PostgreSQL, served by gunicorn,
+the database URL with its password in WORKBENCH_LABEL_STUDIO_DATABASE), where the database password is one more
+secret that must appear nowhere.
 """
 
 from __future__ import annotations
@@ -35,9 +39,16 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from tests.integration.annotators import browser_region, find
-from tests.support import REPO_ROOT, SERVER_ENV_BESIDES_LABEL_STUDIO, make_project
+from tests.support import (
+    REPO_ROOT,
+    SERVER_ENV_BESIDES_LABEL_STUDIO,
+    SERVER_ENV_FOR_GUNICORN,
+    SERVER_ENV_FOR_POSTGRES,
+    make_project,
+)
 from workbench import server
 from workbench.cli import app
+from workbench.database import ENV_DATABASE
 from workbench.errors import AuthError
 from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
@@ -57,35 +68,42 @@ class Loop:
     creds: dict[str, Any]
     outputs: dict[str, Result] = field(default_factory=dict)
     annotator_password: str = ""
+    database_url: str | None = None  # the team setup's PostgreSQL, password included
 
     @property
     def secrets(self) -> dict[str, str]:
         token = str(self.creds["api_key"])
-        return {
+        found = {
             "password": str(self.creds["password"]),
             "api token": token,
             "api token signature": token.rsplit(".", 1)[-1],
         }
+        if self.database_url:
+            found["database password"] = self.database_url.split("@")[0].rsplit(":", 1)[1]
+        return found
 
     def cli(self, name: str, *args: str, env: dict[str, str | None] | None = None) -> Result:
         """Run a command (the local server: no LABEL_STUDIO_* in the environment) and keep what it printed."""
         result = CliRunner().invoke(
             app,
             ["-C", str(self.root), *args],
-            env={server.ENV_URL: None, server.ENV_API_KEY: None, **(env or {})},
+            env={server.ENV_URL: None, server.ENV_API_KEY: None, ENV_DATABASE: self.database_url, **(env or {})},
         )
         self.outputs[name] = result
         return result
 
 
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     root = tmp_path_factory.mktemp("secrets")
-    project = make_project(root, config='[labelstudio]\nproject_title = "Secrets"\n')
+    team = "workers = 2\n" if request.param == "postgres" else ""
+    project = make_project(root, config=f'[labelstudio]\nproject_title = "Secrets"\n{team}')
     shutil.copytree(REPO_ROOT / "seeds", root / "seeds")
     (root / "seeds" / "009_html.txt").write_text(HTML_ARTICLE, encoding="utf-8")
     (root / "configs" / "guidelines.md").write_text(GUIDELINES, encoding="utf-8")
     loop = Loop(root=root, project=project, creds={})
+    if request.param == "postgres":
+        loop.database_url = request.getfixturevalue("postgres").create_database("secrets")
     try:
         result = loop.cli("run", "run")
         assert result.exit_code == 0, result.output
@@ -286,7 +304,10 @@ def test_the_server_runs_without_telemetry_or_stray_settings(loop: Loop) -> None
     assert env["SENTRY_DSN"] == "" and env["FRONTEND_SENTRY_DSN"] == ""
     assert env["COLLECT_ANALYTICS"] == "false" and env["LATEST_VERSION_CHECK"] == "false"
     assert env["LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK"] == "true"
-    stray = {k for k in env if not k.startswith("LABEL_STUDIO_")} - SERVER_ENV_BESIDES_LABEL_STUDIO
+    allowed = SERVER_ENV_BESIDES_LABEL_STUDIO
+    if loop.database_url:
+        allowed |= SERVER_ENV_FOR_GUNICORN | SERVER_ENV_FOR_POSTGRES
+    stray = {k for k in env if not k.startswith("LABEL_STUDIO_")} - allowed
     assert not stray, stray
 
 

@@ -60,7 +60,8 @@ def test_status_reports_a_healthy_server_and_holds_no_secret(ls_server) -> None:
     dumped = json.dumps(now.as_dict())
     creds = _creds(ls_server.project)
     assert creds["password"] not in dumped and creds["api_key"] not in dumped
-    assert set(now.as_dict()) == {"running", "url", "version", "healthy", "pid", "data_dir"}
+    assert set(now.as_dict()) == {"running", "url", "version", "healthy", "pid", "data_dir", "database", "serving"}
+    assert (now.database, now.serving) == ("sqlite", "development server")
 
 
 def test_credentials_file_is_private_and_complete(ls_server) -> None:
@@ -68,7 +69,7 @@ def test_credentials_file_is_private_and_complete(ls_server) -> None:
     assert stat.S_IMODE(project.credentials_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(project.state_dir.stat().st_mode) == 0o700
     creds = _creds(project)
-    assert set(creds) == {"url", "api_key", "username", "password", "port"}
+    assert set(creds) == {"url", "api_key", "username", "password", "port", "database", "serving"}
     assert creds["url"] == ls_server.url and creds["port"] == ls_server.info.port
     assert creds["username"] == server.ADMIN_EMAIL
     assert len(creds["password"]) >= 24 and creds["password"] not in {"admin", "password", "workbench"}

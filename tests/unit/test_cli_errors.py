@@ -595,3 +595,29 @@ def test_verify_notices_an_edited_manifest_without_the_changelog(tmp_path: Path,
     assert result.exit_code == 8
     assert "changed: manifest.json (its sha256 is not the one in manifest.sha256)" in result.stderr
     assert cli(root, "release", "verify", "0.1.0").exit_code == 0
+
+
+# ------------------------------------------------------------------------------------------ a Dask cluster
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5:8786", "http://10.0.0.5:8786", "tcp://10.0.0.5"])
+def test_a_cluster_address_that_is_not_one(tmp_path: Path, address: str) -> None:
+    root = make_root(tmp_path, seeds={"a.txt": GOOD.encode()})
+    assert "is not a Dask scheduler address" in error_of(cli(root, "preannotate", "--cluster", address), 2)
+    assert not (root / ".workbench" / "preannotations.jsonl").exists()
+    root_config = make_root(tmp_path / "config", config=f'[model]\ncluster = "{address}"\n', seeds={"a.txt": b"x"})
+    assert "[model -> cluster]" in error_of(cli(root_config, "preannotate"), 2)
+
+
+def test_a_scheduler_where_nothing_listens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    root = make_root(tmp_path, seeds={"a.txt": GOOD.encode()})
+    message = error_of(cli(root, "preannotate", "--cluster", address), 14)
+    assert message.startswith(f"error: The Dask scheduler at {address} cannot be reached")
+    assert "dask scheduler" in message and "[model] cluster" in message
+    assert not (root / ".workbench" / "preannotations.jsonl").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,22 @@ def test_a_second_run_reuses_every_prediction(tmp_path: Path) -> None:
     assert (second.annotated, second.reused) == (0, 2)
     assert project.preannotations_file.read_bytes() == saved
     assert [p.key for p in read_predictions(project.preannotations_file)] == [p.text_key for p in paragraphs]
+
+
+def test_without_a_cluster_dask_is_never_imported(tmp_path: Path) -> None:
+    """The default path stays what it was: a `preannotate` with no cluster set loads neither dask nor distributed."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "workbench.toml").write_text("", encoding="utf-8")
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "a.txt").write_text("A title\nAlice Smith met Bob Jones in Paris.\n", encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from workbench.cli import app\n"
+        f"result = CliRunner().invoke(app, ['-C', {str(tmp_path)!r}, 'preannotate'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[2], check=True)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]"
