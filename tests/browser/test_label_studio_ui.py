@@ -83,7 +83,8 @@ def test_label_studio_draws_offsets_as_code_points_not_utf16(
     drawn = {}
     for units, task_id in task_ids.items():
         ui.open_task(probe_page, served.url, project_id, task_id)
-        probe_page.locator(ui.HIGHLIGHT).first.wait_for()
+        # the first open on a fresh server serves the editor's bundles uncached: slow on a loaded 2-core machine
+        probe_page.locator(ui.HIGHLIGHT).first.wait_for(timeout=60_000)
         drawn[units] = ui.regions(probe_page)
         probe_page.screenshot(path=screenshots / f"offsets-{units}-{served.info.port}.png")
     assert drawn["codepoints"] == [("Erdoğan", "PERSON"), ("Rome", "GPE")]
