@@ -162,7 +162,7 @@ def workbench_pull(root: str) -> Work:
     client = client_for(project)
 
     def work() -> int:
-        return pull(project, client).tasks
+        return pull(project, client, full=True).snapshot.tasks
 
     return work
 
