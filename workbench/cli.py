@@ -242,6 +242,10 @@ def release(
         f"not in the dataset: {excluded or 'none'}; load it with "
         f'datasets.load_dataset("{result.path}")'
     )
+    if result.reused:
+        out.print(f"{result.rebuilt} task(s) built, {result.reused} unchanged since the last release reused")
+    if result.note:
+        out.print(f"note: {result.note}")
 
 
 def _missing_verify_version() -> None:

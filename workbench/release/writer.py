@@ -230,24 +230,27 @@ def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
     reused_labels: set[str] = set()
     with _msgpack_plugins_looked_up_once():
         for batch in table.slice(start, stop - start).to_batches(max_chunksize=BATCH_ROWS):
-            light = batch.select(["id", "doc_id", "annotators", "spans"]).to_pylist()
-            whole: list[dict[str, Any]] | None = None  # every column, read only if a row of the batch is built
-            for i, record in enumerate(light):
-                row_id, doc_id = record["id"], record["doc_id"]
-                span_labels = [span["label"] for span in record["spans"]]
+            whole = None if reuse is not None else batch.to_pylist()  # with reuse, only built rows are read whole
+            spans = batch.column("spans")
+            span_labels = pc.struct_field(pc.list_flatten(spans), "label").to_pylist()
+            bounds = pc.subtract(spans.offsets, spans.offsets[0]).to_pylist()
+            light = zip(batch.column("id").to_pylist(), batch.column("doc_id").to_pylist(),
+                        batch.column("annotators").to_pylist(), strict=True)  # fmt: skip
+            for i, (row_id, doc_id, annotators) in enumerate(light):
+                row_labels = span_labels[bounds[i] : bounds[i + 1]]
                 new_article = doc_id != previous_doc
                 previous_doc = doc_id
-                counts.add(split, doc_id, record["annotators"], span_labels)
+                counts.add(split, doc_id, annotators, row_labels)
                 if reuse is not None and row_id in reuse.ids:
                     parts = reuse.parent.parts[row_id]
                     _add_parts(docbin, parts)
                     reused.append(parts)
-                    reused_labels.update(span_labels)
+                    reused_labels.update(row_labels)
                     conll.append(("-DOCSTART- -X- -X- O\n\n" if new_article else "") + parts.conll)
-                    keys.add_known(row_id, doc_id, reuse.keys.keys[row_id], span_labels)
+                    keys.add_known(row_id, doc_id, reuse.keys.keys[row_id], row_labels)
                     continue
-                whole = whole or batch.to_pylist()
-                row = row_of(whole[i], names)
+                record = whole[i] if whole is not None else batch.slice(i, 1).to_pylist()[0]
+                row = row_of(record, names)
                 docbin.add(row_to_doc(vocab, row))
                 conll.append(row_to_conll(row, new_article))
                 keys.add(row.id, row.doc_id, row.ner_tags, [(s.start, s.end, s.label, s.text) for s in row.spans])
