@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +36,8 @@ from workbench.snapshots import (
     LINES,
     LinesWriter,
     Snapshot,
-    check_intact,
+    checked_lines,
     iter_export,
-    iter_lines,
     latest_snapshot,
     line_id,
     snapshot_path,
@@ -125,11 +125,7 @@ def _base_for(project: Project, project_id: int, version: str, created: str) -> 
         return None, f"the newest snapshot, {base.path.name}, is of another Label Studio project"
     if base.label_studio_version != version:
         return None, f"the server changed version since the newest snapshot ({base.label_studio_version} -> {version})"
-    try:
-        check_intact(base)
-    except SnapshotError:
-        return None, f"the newest snapshot, {base.path.name}, was changed after it was pulled"
-    return base, ""
+    return base, ""  # its sha256 is checked while it is merged
 
 
 def _full(client: LabelStudio, project_id: int, tmp: Path, temps: list[Path]) -> tuple[Snapshot, int]:
@@ -175,21 +171,22 @@ def _incremental(
     changed = {task["id"]: (task_line(task), task) for task in iter_export(raw)}
     raw.unlink()
     _check_count(len(changed), export, "export of the changed tasks")
-    merged = _merge(base.path, changed, tmp, deleted=set())
+    merged = _merge(base, changed, tmp, deleted=set())
     if client.count_tasks(project_id, max_id=merged.max_id) != merged.tasks:
         listed = client.task_ids(project_id)
         appeared = {task_id for task_id in listed if task_id <= merged.max_id} - merged.ids
         if appeared:
             raise _NotIncremental(f"{len(appeared)} task(s) appeared behind the watermark while the pull ran")
-        merged = _merge(base.path, changed, tmp, deleted=merged.ids - listed)
+        merged = _merge(base, changed, tmp, deleted=merged.ids - listed)
     changes = {"since": since, "fetched": len(changed), **merged.changes}
     snapshot = _snapshot(tmp, merged.sha256, merged.tasks, merged.max_id, export.started_at, kind="incremental")
     return dataclasses.replace(snapshot, base=base.path.name, changes=changes), len(changed)
 
 
-def _merge(base: Path, changed: dict[int, tuple[bytes, dict[str, Any]]], out: Path, deleted: set[int]) -> _Merged:
+def _merge(base: Snapshot, changed: dict[int, tuple[bytes, dict[str, Any]]], out: Path, deleted: set[int]) -> _Merged:
     """Write `base` with the `changed` tasks in place of their old copies (new ones at their place in id order)
-    and without the `deleted` ones; count what changed, down to annotations."""
+    and without the `deleted` ones; count what changed, down to annotations. A base whose bytes are not the ones
+    pulled is not built upon."""
     pending = sorted(changed)
     counts = dict.fromkeys(("new_tasks", "changed_tasks", "refetched_unchanged", "deleted_tasks"), 0)
     annotations = dict.fromkeys(("added", "changed", "deleted"), 0)
@@ -202,10 +199,10 @@ def _merge(base: Path, changed: dict[int, tuple[bytes, dict[str, Any]]], out: Pa
             writer.add(line, task_id)
             ids.add(task_id)
 
-        for line in iter_lines(base):
+        for line in _base_lines(base):
             task_id = line_id(line)
             if previous is not None and task_id <= previous:
-                raise _NotIncremental(f"the newest snapshot, {base.name}, is not in task id order")
+                raise _NotIncremental(f"the newest snapshot, {base.path.name}, is not in task id order")
             previous = task_id
             while at < len(pending) and pending[at] < task_id:
                 counts["new_tasks"] += _emit_new(emit, changed[pending[at]], deleted)
@@ -232,6 +229,14 @@ def _merge(base: Path, changed: dict[int, tuple[bytes, dict[str, Any]]], out: Pa
         handle.flush()
         os.fsync(handle.fileno())
     return _Merged(sha, writer.tasks, writer.max_id, ids, {**counts, "annotations": annotations})
+
+
+def _base_lines(base: Snapshot) -> Iterator[bytes]:
+    try:
+        yield from checked_lines(base)
+    except SnapshotError as exc:
+        why = "was changed after it was pulled" if "changed after" in str(exc) else "cannot be read"
+        raise _NotIncremental(f"the newest snapshot, {base.path.name}, {why}") from None
 
 
 def _emit_new(emit: Any, entry: tuple[bytes, dict[str, Any]], deleted: set[int]) -> int:

@@ -132,12 +132,24 @@ def check_intact(snapshot: Snapshot) -> None:
         raise SnapshotError(
             f"The snapshot {snapshot.path} cannot be read ({exc.strerror}). Run `workbench pull` for a new one."
         ) from None
+    _check_digest(snapshot, digest)
+
+
+def _check_digest(snapshot: Snapshot, digest: str) -> None:
     if digest != snapshot.sha256:
         raise SnapshotError(
             f"The snapshot {snapshot.path} was changed after it was pulled (its sha256 is {digest[:12]}..., the "
             f"pull recorded {snapshot.sha256[:12]}...), so a release built from it could not be traced to Label "
             "Studio. Run `workbench pull` for a fresh snapshot and release from that."
         )
+
+
+def checked_lines(snapshot: Snapshot) -> Iterator[bytes]:
+    """The task lines of a `lines` snapshot (see `iter_lines`), its sha256 checked on the way: SnapshotError, as
+    `check_intact` raises it, once the last line is read, if the file is not what was pulled."""
+    digest = hashlib.sha256()
+    yield from iter_lines(snapshot.path, digest)
+    _check_digest(snapshot, digest.hexdigest())
 
 
 def iter_export(path: Path) -> Iterator[dict[str, Any]]:
@@ -207,14 +219,22 @@ def line_id(line: bytes) -> int:
     return int(found[1])
 
 
-def iter_lines(path: Path) -> Iterator[bytes]:
-    """The task lines of a `lines` snapshot, in order, each without its separator (see `task_line`)."""
+def iter_lines(path: Path, digest: Any = None) -> Iterator[bytes]:
+    """The task lines of a `lines` snapshot, in order, each without its separator (see `task_line`); every byte
+    read goes into `digest` (a hashlib object), if given."""
     with path.open("rb") as handle:
-        if handle.readline() != _HEAD[:-1] + b"\n":
+        head = handle.readline()
+        if digest is not None:
+            digest.update(head)
+        if head != _HEAD:
             raise SnapshotError(f"The snapshot {path.name} is not in the lines layout its record names. {_AGAIN}")
         for raw in handle:
+            if digest is not None:
+                digest.update(raw)
             line = raw.rstrip(b"\n")
             if line == b"]":
+                if digest is not None:
+                    digest.update(handle.read())
                 return
             yield line[:-1] if line.endswith(b",") else line
         raise SnapshotError(f"The snapshot {path.name} ends before its closing bracket. {_AGAIN}")

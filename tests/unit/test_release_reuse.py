@@ -18,6 +18,7 @@ import pytest
 
 from tests.support import make_project, tree_digest
 from workbench import build, workflow
+from workbench.errors import SnapshotError
 from workbench.project import Project
 from workbench.release import cut, manifest, writer
 from workbench.release.rowcache import cache_path
@@ -180,3 +181,12 @@ def test_what_cannot_be_trusted_is_built_again_and_said(released: Project, tmp_p
     result = workflow.do_release(project, "1.1.0")
     assert result.reused == 0 and why in result.note
     assert tree_digest(result.path) == tree_digest(full.path)
+
+
+def test_a_snapshot_edited_after_its_pull_is_refused_and_nothing_is_written(released: Project) -> None:
+    newest = sorted(released.snapshots_dir.glob("2026-12-01*.json"))[0]
+    newest.write_bytes(newest.read_bytes().replace(b"Kal\xc4\xb1n", b"Kalin", 1))
+    before = tree_digest(released.releases_dir)
+    with pytest.raises(SnapshotError, match="was changed after it was pulled"):
+        workflow.do_release(released, "1.1.0")
+    assert tree_digest(released.releases_dir) == before

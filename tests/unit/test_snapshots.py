@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from workbench import pull as pull_module
 from workbench.errors import SnapshotError
-from workbench.snapshots import LinesWriter, iter_export, iter_lines, line_id, task_line
+from workbench.snapshots import LINES, LinesWriter, Snapshot, checked_lines, iter_export, iter_lines, line_id, task_line
 
 
 def _task(task_id: int, *annotations: tuple[int, str], text: str = "Erdoğan met Biden 🙂") -> dict[str, Any]:
@@ -74,6 +74,21 @@ def test_a_lines_snapshot_is_a_json_list_readable_both_ways(tmp_path: Path) -> N
     assert json.loads(empty.read_bytes()) == [] and list(iter_lines(empty)) == []
 
 
+def _snapshot(path: Path) -> Snapshot:
+    return Snapshot(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), pulled_at="", project_id=1,
+                    label_studio_version="", tasks=0, layout=LINES)  # fmt: skip
+
+
+def test_a_lines_snapshot_edited_after_its_pull_is_named_once_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    _write(path, [_task(1), _task(2)])
+    snapshot = _snapshot(path)
+    assert [line_id(line) for line in checked_lines(snapshot)] == [1, 2]
+    path.write_bytes(path.read_bytes().replace(b"Biden", b"Bidon"))
+    with pytest.raises(SnapshotError, match="was changed after it was pulled"):
+        list(checked_lines(snapshot))
+
+
 def test_a_lines_snapshot_cut_short_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     _write(path, [_task(1), _task(2)])
@@ -88,7 +103,7 @@ def test_the_merge_replaces_changed_tasks_inserts_new_ones_and_drops_deleted_one
     edited = _task(2, (20, "t2"), (22, "t2"))  # 20 edited, 21 deleted, 22 added
     refetched = _task(4, (40, "t1"))  # within the overlap, unchanged
     changed = {t["id"]: (task_line(t), t) for t in (edited, refetched, _task(3), _task(9, (90, "t2")), _task(6))}
-    merged = pull_module._merge(tmp_path / "base.json", changed, tmp_path / "out.json", deleted={8, 3})
+    merged = pull_module._merge(_snapshot(tmp_path / "base.json"), changed, tmp_path / "out.json", deleted={8, 3})
     expected = [base[0], edited, refetched, _task(6), _task(9, (90, "t2"))]
     assert json.loads((tmp_path / "out.json").read_bytes()) == expected
     assert merged.tasks == 5 and merged.max_id == 9 and merged.ids == {1, 2, 4, 6, 9}
@@ -106,4 +121,13 @@ def test_a_base_out_of_id_order_is_not_built_upon(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     path.write_bytes(b"[\n" + task_line(_task(2)) + b",\n" + task_line(_task(1)) + b"\n]\n")
     with pytest.raises(pull_module._NotIncremental, match="not in task id order"):
-        pull_module._merge(path, {}, tmp_path / "out.json", deleted=set())
+        pull_module._merge(_snapshot(path), {}, tmp_path / "out.json", deleted=set())
+
+
+def test_a_base_edited_after_its_pull_is_not_built_upon(tmp_path: Path) -> None:
+    path = tmp_path / "base.json"
+    _write(path, [_task(1), _task(2)])
+    base = _snapshot(path)
+    path.write_bytes(path.read_bytes().replace(b"Biden", b"Bidon"))
+    with pytest.raises(pull_module._NotIncremental, match="was changed after it was pulled"):
+        pull_module._merge(base, {}, tmp_path / "out.json", deleted=set())

@@ -40,7 +40,7 @@ from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
 from workbench.release.writer import Reuse, write
 from workbench.review.record import release_summary
-from workbench.snapshots import Snapshot, check_intact, latest_snapshot
+from workbench.snapshots import Snapshot, latest_snapshot
 
 Progress = Callable[[int], None]
 
@@ -87,8 +87,7 @@ def cut(project: Project, version: str, *, progress: Progress | None = None, reu
     )
     with project.lock("workbench release"):
         draft = ReleaseDraft(project.releases_dir, ctx)
-        snapshot = latest_snapshot(project)
-        check_intact(snapshot)
+        snapshot = latest_snapshot(project)  # its sha256 is checked before any row is built (`assemble`)
         context = build_context(config, project.root)
         previous, note = _previous(project, draft, context) if reuse else (None, "a full rebuild was asked for")
         if previous is not None:

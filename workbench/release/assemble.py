@@ -24,7 +24,17 @@ from workbench.config import Config
 from workbench.pipeline import pipeline_version, resolve
 from workbench.release.draft import ReleaseDraft
 from workbench.release.rowcache import ParentParts, RowCache, Unusable, row_hash
-from workbench.snapshots import LINES, Snapshot, checked_task, iter_export, iter_lines, line_id, task_line
+from workbench.snapshots import (
+    LINES,
+    Snapshot,
+    check_intact,
+    checked_lines,
+    checked_task,
+    iter_export,
+    iter_lines,
+    line_id,
+    task_line,
+)
 
 Progress = Callable[[int], None]
 
@@ -95,10 +105,11 @@ def _hashes(snapshot: Snapshot, context: bytes) -> tuple[list[bytes], list[int]]
     """Every task's row hash and id, in snapshot order; a `lines` snapshot is hashed without parsing a task."""
     hashes, ids = [], []
     if snapshot.layout == LINES:
-        for line in iter_lines(snapshot.path):
+        for line in checked_lines(snapshot):  # its sha256 is checked on the way
             hashes.append(row_hash(context, line))
             ids.append(line_id(line))
     else:
+        check_intact(snapshot)
         for task in iter_export(snapshot.path):
             hashes.append(row_hash(context, task_line(task)))
             ids.append(task["id"])
