@@ -12,7 +12,8 @@ counted (one query), and only when the count differs are all task ids listed to 
 
 The watermark is the server's own clock (when its export began), never this machine's. A pull falls back to a
 full export, and says why, whenever the previous snapshot cannot be trusted as a base: missing or damaged, edited
-since it was pulled, from another project or server version, or tasks that appeared behind the watermark. Every
+since it was pulled, from another project or server version, tasks that appeared behind the watermark, or tasks
+changed in a way Label Studio does not stamp (`push` adding predictions in bulk notes it: `note_unstamped`). Every
 file is written under a temporary name and renamed into place last, so a pull that fails leaves nothing behind.
 """
 
@@ -37,11 +38,13 @@ from workbench.snapshots import (
     LinesWriter,
     Snapshot,
     checked_lines,
+    clear_unstamped,
     iter_export,
     latest_snapshot,
     line_id,
     snapshot_path,
     task_line,
+    unstamped,
 )
 
 # The form Label Studio's Data Manager parses a time filter in (anything else is an HTTP 500).
@@ -100,6 +103,8 @@ def pull(project: Project, client: LabelStudio, *, full: bool = False) -> PullRe
                                        label_studio_version=version, project_created_at=created)  # fmt: skip
         atomic_write_json(snapshot.meta_path, snapshot.as_dict())
         os.replace(tmp, final)
+        if snapshot.kind == "full":
+            clear_unstamped(project)
     except OSError as exc:
         raise SnapshotError(
             f"The snapshot could not be written into {project.snapshots_dir} ({exc.strerror or exc}). Check the "
@@ -115,6 +120,9 @@ def _base_for(project: Project, project_id: int, version: str, created: str) -> 
     """The latest snapshot, if an incremental pull can build on it; else None and why (empty for a first pull)."""
     if not any(project.snapshots_dir.glob("*.json")):
         return None, ""  # the first pull
+    changed_unstamped = unstamped(project)
+    if changed_unstamped:
+        return None, f"{changed_unstamped} since the last full pull, which Label Studio does not stamp on the tasks"
     try:
         base = latest_snapshot(project)
     except SnapshotError:

@@ -24,7 +24,7 @@ from typing import Any
 import ijson
 
 from workbench.errors import SnapshotError
-from workbench.project import Project, file_sha256, read_json
+from workbench.project import Project, atomic_write_json, file_sha256, read_json
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,31 @@ def meta_path_for(path: Path) -> Path:
 def snapshot_path(project: Project, pulled_at: str) -> Path:
     """Where the snapshot pulled at `pulled_at` (ISO 8601, UTC) lives: its name sorts by time."""
     return project.snapshots_dir / f"{pulled_at.replace(':', '').replace('.', '-')}.json"
+
+
+def note_unstamped(project: Project, what: str) -> None:
+    """Record that tasks changed in a way Label Studio does not stamp on them (`updated_at` stays), such as its
+    bulk predictions import: the next pull cannot find them by their stamp, so it exports every task."""
+    path = _unstamped_path(project)
+    before = unstamped(project)
+    atomic_write_json(path, {"what": f"{before}; {what}" if before else what})
+
+
+def unstamped(project: Project) -> str:
+    """What changed unstamped since the last full pull ("" if nothing did)."""
+    try:
+        return str(read_json(_unstamped_path(project)).get("what") or "")
+    except (OSError, ValueError, AttributeError):
+        return "" if not _unstamped_path(project).exists() else "tasks changed without Label Studio stamping them"
+
+
+def clear_unstamped(project: Project) -> None:
+    """A full export holds every task as it is now: nothing unstamped is left to fetch."""
+    _unstamped_path(project).unlink(missing_ok=True)
+
+
+def _unstamped_path(project: Project) -> Path:
+    return project.state_dir / "unstamped-changes.json"
 
 
 def latest_snapshot(project: Project) -> Snapshot:

@@ -22,10 +22,10 @@ from tests.integration.annotators import Annotator, browser_region
 from tests.support import LabelStudioServer
 from workbench import server
 from workbench.cli import app
-from workbench.labelstudio import accounts
+from workbench.labelstudio import LabelStudio, accounts
 from workbench.project import Project, read_json
 from workbench.release import cut, manifest
-from workbench.snapshots import latest_snapshot, meta_path_for
+from workbench.snapshots import latest_snapshot, meta_path_for, note_unstamped
 
 ARTICLES = {
     "alpha": ["Alpha news", "Erdoğan met Putin in Sochi on Tuesday.", "NATO allies met in Brussels after the talks.",
@@ -234,3 +234,23 @@ def _twin(loop: Loop, root: Path) -> Project:
 
 def _snapshot_tasks(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_bytes())
+
+
+def test_changes_label_studio_does_not_stamp_mean_a_full_export(changed: Loop, tmp_path: Path) -> None:
+    """Label Studio's bulk predictions import leaves `updated_at` alone; `push` notes when it used it (tested with
+    a trained model in test_model_loop.py), and the next pull exports everything. Last in this module: it changes
+    the server's project without a stamp."""
+    twin = _twin(changed, tmp_path / "twin")
+    task = changed.tasks()["Moscow did not comment."]
+    prediction = {"task": task["id"], "model_version": "bulk-model", "score": 0.5,
+                  "result": [{**_regions("Moscow did not comment.")[0], "origin": "prediction"}]}  # fmt: skip
+    with LabelStudio(changed.env[server.ENV_URL], changed.env[server.ENV_API_KEY]) as client:
+        client.add_predictions(changed.project_id, [prediction])
+    stale = CliRunner().invoke(app, ["-C", str(changed.root), "pull"], env=changed.env)  # nothing noted here
+    assert "incremental:" in stale.output and b"bulk-model" not in latest_snapshot(changed.project).path.read_bytes()
+    note_unstamped(twin, "push added predictions to 1 task(s) in bulk")
+    output = CliRunner().invoke(app, ["-C", str(twin.root), "pull"], env=changed.env)
+    assert "full export: push added predictions to 1 task(s) in bulk since the last full pull" in output.output
+    assert b"bulk-model" in latest_snapshot(twin).path.read_bytes()
+    again = CliRunner().invoke(app, ["-C", str(twin.root), "pull"], env=changed.env)
+    assert "incremental:" in again.output  # a full export holds it all: the note is done with
