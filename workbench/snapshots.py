@@ -4,10 +4,10 @@ A snapshot is `<time>.json` and `<time>.meta.json` (where and when it came from,
 is complete up to). A snapshot counts once both are in place, and every snapshot holds the whole project: an
 incremental pull writes the previous one with the changed tasks replaced (see `pull`), so a release always reads
 one complete file. Pulls write the `lines` layout: a JSON list with one task per line, each task's JSON exactly as
-exported (every key and value) in one canonical form, `{"id":N,` first and the other keys sorted, tasks in id
-order; the same tasks give the same bytes, however they were pulled. Older snapshots (the export as the server
-sent it) are read as they are. Tasks are streamed and checked one by one, so memory does not grow with the
-project.
+exported (every key and value but the ages in words, `VOLATILE`) in one canonical form, `{"id":N,` first and the
+other keys sorted, tasks in id order; the same tasks give the same bytes, however and whenever they were pulled.
+Older snapshots (the export as the server sent it) are read as they are. Tasks are streamed and checked one by
+one, so memory does not grow with the project.
 """
 
 from __future__ import annotations
@@ -219,9 +219,16 @@ _HEAD, _SEPARATOR, _TAIL = b"[\n", b",\n", b"\n]\n"
 _LINE_ID = re.compile(rb'\{"id":(-?[0-9]+)[,}]')
 
 
+# What an export says that is not about the task: Label Studio writes each prediction's (annotation's, draft's) age
+# as words ("9 minutes"), worked out from its `created_at` (kept) at the moment of the export, so the same task would
+# read differently in every export.
+VOLATILE = {"predictions": "created_ago", "annotations": "created_ago", "drafts": "created_ago"}
+
+
 def task_line(task: dict[str, Any]) -> bytes:
     """A task's JSON in the one form a `lines` snapshot holds: on one line, `{"id":N,` first, every other key
-    sorted (at every depth), no spaces, non-ASCII as is. Every key and value is kept; equal tasks give equal bytes."""
+    sorted (at every depth), no spaces, non-ASCII as is. Every key and value is kept but the VOLATILE ages; equal
+    tasks give equal bytes, whenever they were exported."""
     task_id = task["id"]
     if not isinstance(task_id, int) or isinstance(task_id, bool):
         raise SnapshotError(
@@ -229,6 +236,10 @@ def task_line(task: dict[str, Any]) -> bytes:
             "`workbench pull` again against a Label Studio server."
         )
     rest = {k: v for k, v in task.items() if k != "id"}
+    for field, volatile in VOLATILE.items():
+        if isinstance(rest.get(field), list):
+            rest[field] = [{k: v for k, v in item.items() if k != volatile} if isinstance(item, dict) else item
+                           for item in rest[field]]  # fmt: skip
     try:
         body = json.dumps(rest, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (a broken UTF-16 pair) stays as its \u escape

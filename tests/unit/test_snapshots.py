@@ -49,11 +49,19 @@ def test_a_task_line_keeps_every_key_and_value_and_names_its_id_first() -> None:
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8)))
 def test_task_lines_round_trip_any_json(rest: dict[str, Any]) -> None:
-    task = {**{k: v for k, v in rest.items() if k != "id"}, "id": 7}
+    task = {**{k: v for k, v in rest.items() if k not in ("id", "predictions", "annotations", "drafts")}, "id": 7}
     line = task_line(task)
     assert b"\n" not in line
     assert json.loads(line) == task
     assert task_line(json.loads(line)) == line
+
+
+def test_a_task_line_leaves_out_the_age_the_server_writes_in_words_at_each_export() -> None:
+    task = _task(3, (30, "t1"))
+    task["predictions"] = [{"id": 5, "created_at": "2026-11-30T10:00:00Z", "created_ago": "9\xa0minutes"}, 7]
+    later = {**task, "predictions": [{**task["predictions"][0], "created_ago": "1\xa0hour"}, 7]}
+    assert task_line(task) == task_line(later)
+    assert json.loads(task_line(task))["predictions"] == [{"id": 5, "created_at": "2026-11-30T10:00:00Z"}, 7]
 
 
 def test_a_task_without_a_numeric_id_is_not_a_label_studio_task() -> None:
