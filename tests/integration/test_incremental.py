@@ -4,7 +4,8 @@ rows is byte for byte one rebuilt from a full export.
 
 Changes are made as people and the workbench make them: annotators through the API with their own accounts
 (browser-style regions), the corpus through `workbench push` (a new paragraph, an edit carried into a task's data
-in place, an article retired), a task deleted in Label Studio.
+in place, an article retired), a task deleted in Label Studio. Everything runs on the embedded server (SQLite) and
+on the team setup (PostgreSQL under gunicorn, marker `postgres`), where ids and commits are not in one order.
 """
 
 from __future__ import annotations
@@ -81,9 +82,14 @@ def _write_seeds(root: Path, articles: dict[str, list[str]]) -> None:
         (root / "seeds" / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def loop(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Loop:
-    root = tmp_path_factory.mktemp("incremental")
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+SERVERS = {"sqlite": "ls_server", "postgres": "ls_pg_server"}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Loop:
+    ls_server: LabelStudioServer = request.getfixturevalue(SERVERS[request.param])
+    root = tmp_path_factory.mktemp(f"incremental-{request.param}")
     (root / "seeds").mkdir()
     _write_seeds(root, ARTICLES)
     (root / "configs").mkdir()
