@@ -202,20 +202,8 @@ def pull(
     project = _project()
     with _progress("exporting and downloading"):  # no count to show: the server builds the export in one go
         result = _guarded(lambda: workflow.do_pull(project, full=full))
-    snapshot = result.snapshot
-    out.print(f"{snapshot.tasks} tasks pulled into {snapshot.path} (sha256 {snapshot.sha256[:12]})")
-    if result.incremental:
-        changes = snapshot.changes
-        notes = changes.get("annotations", {})
-        out.print(
-            f"incremental: {result.fetched} task(s) changed since {changes.get('since')} fetched "
-            f"({changes.get('new_tasks', 0)} new, {changes.get('changed_tasks', 0)} changed, "
-            f"{changes.get('deleted_tasks', 0)} deleted; annotations: {notes.get('added', 0)} added, "
-            f"{notes.get('changed', 0)} changed, {notes.get('deleted', 0)} deleted); "
-            "`workbench pull --full` exports everything"
-        )
-    elif result.note:
-        out.print(f"full export: {result.note}")
+    for line in result.lines():
+        out.print(line)
 
 
 @app.command()

@@ -60,6 +60,23 @@ class PullResult:
     fetched: int
     note: str = ""
 
+    def lines(self) -> list[str]:
+        """What the pull did, as the CLI says it."""
+        snapshot, changes = self.snapshot, self.snapshot.changes
+        said = [f"{snapshot.tasks} tasks pulled into {snapshot.path} (sha256 {snapshot.sha256[:12]})"]
+        if self.incremental:
+            notes = changes.get("annotations", {})
+            said.append(
+                f"incremental: {self.fetched} task(s) changed since {changes.get('since')} fetched "
+                f"({changes.get('new_tasks', 0)} new, {changes.get('changed_tasks', 0)} changed, "
+                f"{changes.get('deleted_tasks', 0)} deleted; annotations: {notes.get('added', 0)} added, "
+                f"{notes.get('changed', 0)} changed, {notes.get('deleted', 0)} deleted); "
+                "`workbench pull --full` exports everything"
+            )
+        elif self.note:
+            said.append(f"full export: {self.note}")
+        return said
+
 
 class _NotIncremental(Exception):
     """The previous snapshot cannot be the base of this pull; the message says why (for the user)."""
