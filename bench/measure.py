@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -115,6 +116,15 @@ def machine(server_version: str | None) -> dict[str, Any]:
             "label-studio (server)": server_version,
         },
     }
+
+
+def load_now() -> dict[str, Any]:
+    """How busy the machine is right now (the bench shares it): `uptime` as printed, and the load averages."""
+    try:
+        said = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        said = ""
+    return {"uptime": said, "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _cpuinfo() -> list[str]:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import stages
 from bench.corpus import generate
-from bench.measure import RssSampler, isolated, machine
+from bench.measure import RssSampler, isolated, load_now, machine
 from workbench import server
 from workbench.articles import read_corpus
 from workbench.pipeline import load_ner_pipeline
@@ -33,6 +35,11 @@ RESULTS = REPO / "bench" / "results" / "latest.json"
 RAW_BATCH_SIZES = (64, 256)
 UNITS = {"preannotate": "words", "push": "tasks", "pull": "tasks", "release": "examples", "train": "steps",
          "preannotate_trained": "words"}
+# The bench project's `pull_overlap_seconds`: after its import, the longest write on its server is one annotation
+# update (~0.1 s). Each incremental round waits this long after the last change before its base pull, so that pull
+# fetches exactly the 1% changed, as a pull a day after the last one would (see bench/README.md).
+OVERLAP_SECONDS = 30
+CHANGED_FRACTION = 0.01
 
 
 def main() -> int:
@@ -41,6 +48,7 @@ def main() -> int:
     for name in (server.ENV_URL, server.ENV_API_KEY):  # always our own server, whatever the shell says
         os.environ.pop(name, None)
     os.environ["HF_DATASETS_OFFLINE"] = "1"
+    load_at_start = load_now()
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
         root = str(Path(tmp) / "project")
         project = make_project(Path(root))
@@ -56,7 +64,7 @@ def main() -> int:
                 "words": total_words,
                 "repeats": repeats,
                 "machine": machine(server.status(project).version) | {"model": load_ner_pipeline(
-                    project.config.model.name)[1]},
+                    project.config.model.name)[1], "load_at_start": load_at_start, "load_at_end": load_now()},
                 "stages": stages_,
                 "server_peak_rss_mb": round(server_rss.total_peak / 2**20, 1),
             }
@@ -74,7 +82,8 @@ def make_project(root: Path) -> Project:
     (root / "configs").mkdir(parents=True)
     # training runs a fixed number of steps, with no early stop, so both sides do the same work
     (root / "configs" / "workbench.toml").write_text(
-        f"[train]\nmax_steps = {stages.TRAIN_STEPS}\npatience = 0\neval_frequency = {stages.TRAIN_STEPS}\n",
+        f"[train]\nmax_steps = {stages.TRAIN_STEPS}\npatience = 0\neval_frequency = {stages.TRAIN_STEPS}\n"
+        f"[labelstudio]\npull_overlap_seconds = {OVERLAP_SECONDS}\n",
         encoding="utf-8",
     )
     (root / ".venv-labelstudio").symlink_to(REPO / ".venv-labelstudio", target_is_directory=True)
@@ -102,6 +111,7 @@ def run_stages(
         {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
     ) | {"server_peak_rss_mb": server_rss.take_window()}
     annotated = isolated(stages.raw_import, root, "bench annotated", True)
+    imported = time.monotonic()
     project_id = annotated["details"]["project_id"]
     say(f"annotated copy: {annotated['count']:,} tasks with annotations imported at {annotated['per_second']:,.0f}/s")
     stages.point_at(root, project_id)
@@ -124,7 +134,74 @@ def run_stages(
         lambda r: isolated(stages.workbench_preannotate, root, model),
         {f"batch {b}": (lambda r, b=b: isolated(stages.raw_pipe, root, n_process, b, model)) for b in RAW_BATCH_SIZES},
     ) | {"model": model}
+    out |= run_incremental(root, project, project_id, repeats, imported)
     return out
+
+
+def run_incremental(root: str, project: Project, project_id: int, rounds: int, last_change: float) -> dict[str, Any]:
+    """Pull and release after 1% of the annotated tasks changed, against a full pull and a full rebuild of the
+    same state; `rounds` times, each with fresh changes, the fastest of each kind kept."""
+    shutil.rmtree(project.releases_dir, ignore_errors=True)
+    settle(last_change)
+    isolated(stages.workbench_pull_mode, root, True)  # the base: a full export, then a first release
+    isolated(stages.workbench_release_version, root, "1.0.0", False)
+    runs: list[dict[str, Any]] = []
+    for r in range(rounds):
+        if r:
+            settle(last_change)
+            isolated(stages.workbench_pull_mode, root, False)  # the last pull before the day's changes
+        changed = stages.change_annotations(root, project_id, CHANGED_FRACTION, seed=r)
+        last_change = time.monotonic()
+        version = 2 * r + 1
+        run = {"changed_tasks": changed, "load": load_now()}
+        run["pull"] = isolated(stages.workbench_pull_mode, root, False)
+        run["release"] = isolated(stages.workbench_release_version, root, f"1.{version}.0", True)
+        run["full_pull"] = isolated(stages.workbench_pull_mode, root, True)
+        run["full_release"] = isolated(stages.workbench_release_version, root, f"1.{version + 1}.0", False)
+        run["same_snapshot"] = run["pull"]["details"]["sha256"] == run["full_pull"]["details"]["sha256"]
+        run["same_data_files"] = same_data_files(project.releases_dir / f"1.{version}.0",
+                                                 project.releases_dir / f"1.{version + 1}.0")  # fmt: skip
+        say(f"incremental round {r + 1}/{rounds}: {changed} tasks changed; pull {run['pull']['seconds']:.2f} s "
+            f"(full {run['full_pull']['seconds']:.2f} s, {run['pull']['details']['fetched']} fetched), release "
+            f"{run['release']['seconds']:.2f} s (full {run['full_release']['seconds']:.2f} s, "
+            f"{run['release']['details']['rebuilt']} built); identical: {run['same_snapshot']}, "
+            f"{run['same_data_files']}; load {run['load']['load_average']}")
+        runs.append(run)
+    out = {}
+    for stage, kind in (("pull_incremental", "pull"), ("release_incremental", "release")):
+        best = min((run[kind] for run in runs), key=lambda measured: measured["seconds"])
+        full = min(run[f"full_{kind}"]["seconds"] for run in runs)
+        out[stage] = {
+            "seconds": round(best["seconds"], 2),
+            "full_seconds": round(full, 2),
+            "vs_full": round(best["seconds"] / full, 3),
+            "changed_tasks": runs[0]["changed_tasks"],
+            "changed_fraction": CHANGED_FRACTION,
+            "details": best["details"],
+            "peak_rss_mb": max(run[kind]["peak_rss_mb"] for run in runs),
+            "runs_seconds": [round(run[kind]["seconds"], 2) for run in runs],
+            "full_runs_seconds": [round(run[f"full_{kind}"]["seconds"], 2) for run in runs],
+            "identical_to_full": all(run["same_snapshot" if kind == "pull" else "same_data_files"] for run in runs),
+            "load_per_round": [run["load"] for run in runs],
+        }
+    both = out["pull_incremental"]["seconds"] + out["release_incremental"]["seconds"]
+    both_full = out["pull_incremental"]["full_seconds"] + out["release_incremental"]["full_seconds"]
+    out["release_incremental"]["pull_and_release_vs_full"] = round(both / both_full, 3)
+    return out
+
+
+def settle(last_change: float) -> None:
+    """Wait until the overlap has passed since the last change, so a pull's window holds no earlier change."""
+    wait = OVERLAP_SECONDS + 2 - (time.monotonic() - last_change)
+    if wait > 0:
+        say(f"waiting {wait:.0f} s: more than the pull overlap ({OVERLAP_SECONDS} s) since the last change")
+        time.sleep(wait)
+
+
+def same_data_files(a: Path, b: Path) -> bool:
+    """Two releases hold the same rows, byte for byte (parquet, DocBin, CoNLL; the manifests name their versions)."""
+    names = [p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix in (".parquet", ".spacy", ".conll")]
+    return bool(names) and all((a / name).read_bytes() == (b / name).read_bytes() for name in names)
 
 
 Measure = Callable[[int], dict[str, Any]]
@@ -179,11 +256,21 @@ def table(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, s in result["stages"].items():
+        if "vs_full" in s:
+            continue
         raw = f"{s['raw_per_second']:,.0f}" if s["raw_per_second"] else "-"
         ratio = f"{s['ratio_vs_raw']:.2f}" if s["ratio_vs_raw"] else "-"
         memory = f"{s['peak_rss_mb']:,.0f}" + (f" ({s['raw_peak_rss_mb']:,.0f})" if s["raw_per_second"] else "")
         cells = [f"{name} ({s['unit']})", f"{s['seconds']:.1f}", f"{s['per_second']:,.0f}", raw, ratio, memory]
         lines.append("| " + " | ".join(cells) + " |")
+    incremental = {name: s for name, s in result["stages"].items() if "vs_full" in s}
+    if incremental:
+        lines += ["", "| after 1% of the annotated tasks changed | seconds | full | vs full |", "|---|---:|---:|---:|"]
+        for name, s in incremental.items():
+            lines.append(f"| {name} | {s['seconds']:.2f} | {s['full_seconds']:.2f} | {s['vs_full']:.3f} |")
+        both = incremental.get("release_incremental", {}).get("pull_and_release_vs_full")
+        if both is not None:
+            lines.append(f"| pull + release | | | {both:.3f} |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,8 @@ A work function returns the number of units it handled (words, tasks, rows), or 
 
 from __future__ import annotations
 
+import json
+import random
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,8 @@ from workbench.preannotate import preannotate
 from workbench.project import Project, atomic_write_json
 from workbench.pull import pull
 from workbench.push import push, to_task
+from workbench.release import cut
+from workbench.snapshots import iter_lines, latest_snapshot
 from workbench.train import release_docs, training_config, write_training_data
 from workbench.workflow import client_for, do_release, do_train
 
@@ -162,7 +166,7 @@ def workbench_pull(root: str) -> Work:
     client = client_for(project)
 
     def work() -> int:
-        return pull(project, client).tasks
+        return pull(project, client, full=True).snapshot.tasks
 
     return work
 
@@ -234,3 +238,50 @@ def workbench_release(root: str) -> Work:
         return do_release(project, "1.0.0").build.row_count
 
     return work
+
+
+# ---- incremental pull and release ----------------------------------------------------------------------------
+
+
+def workbench_pull_mode(root: str, full: bool) -> Work:
+    """`workbench pull` (incremental: the changes since the last pull) or `workbench pull --full`."""
+    project = project_titled(root)
+    client = client_for(project)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        result = pull(project, client, full=full)
+        if not full and not result.incremental:
+            raise RuntimeError(f"the bench's incremental pull made a full export: {result.note}")
+        changes = result.snapshot.changes
+        return result.snapshot.tasks, {"fetched": result.fetched, "incremental": result.incremental,
+                                       "sha256": result.snapshot.sha256, "changes": changes}  # fmt: skip
+
+    return work
+
+
+def workbench_release_version(root: str, version: str, reuse: bool) -> Work:
+    """`workbench release VERSION` (reusing the parent's unchanged rows), or a full rebuild of the same."""
+    project = project_titled(root)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        result = cut(project, version, reuse=reuse)
+        return result.build.row_count, {"reused": result.reused, "rebuilt": result.rebuilt, "note": result.note}
+
+    return work
+
+
+def change_annotations(root: str, project_id: int, fraction: float, seed: int) -> int:
+    """Change `fraction` of the annotated tasks as an annotator would (one region deleted from the annotation),
+    through the API; the tasks are picked from the latest snapshot. Returns how many were changed."""
+    project = project_titled(root)
+    annotated = []
+    for line in iter_lines(latest_snapshot(project).path):
+        task = json.loads(line)
+        usable = [a for a in task.get("annotations") or [] if not a.get("was_cancelled") and a.get("result")]
+        if usable:
+            annotated.append(usable[0])
+    picked = random.Random(seed).sample(annotated, max(1, round(len(annotated) * fraction)))
+    sdk = _sdk(project)
+    for annotation in picked:
+        sdk.annotations.update(id=annotation["id"], result=annotation["result"][:-1])
+    return len(picked)

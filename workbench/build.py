@@ -9,7 +9,7 @@ interpretation, or carries a label outside the config, fails the build with a re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from workbench.merge import latest_per_annotator, merge
 from workbench.offsets import AlignmentReport, RegionMismatch, region_to_spans
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.pipeline import load_ner_pipeline
-from workbench.quality import AgreementTally, QualityTally
+from workbench.quality import AgreementTally, QualityTally, agreement_counts, quality_counts
 from workbench.reconcile import confirmed
 from workbench.records import Annotation, Row, Span, stable_hash
 
@@ -67,37 +67,112 @@ class Build:
         }
 
 
+Key = tuple  # a count's name: ("tasks",), ("excluded", reason), ("align", what), ("annotator", id), ("agree", ...)
+_ALIGN = ("regions", "kept", "trimmed", "converted", "ambiguous", "unlabelled", "split_tokens")
+# What a task adds besides counts, in snapshot order: alignment conflicts, merge ties, regions that cannot be kept,
+# a missing place, annotators' differing readings and review flags (see `dispute_of`, `flag_of`), and each
+# prediction's (model version, score, whether annotators changed the paragraph) for the score's AUROC.
+LISTS = ("conflicts", "ties", "problems", "misplaced", "disputes", "flagged", "scored")
+
+
 @dataclass
+class Outcome:
+    """What one task gives a build: its row (or None) and its share of the figures, as integer counts that add up
+    in any grouping, plus the few things named one by one (alignment conflicts, merge ties, problems)."""
+
+    row: Row | None
+    counts: dict[Key, int]
+    lists: dict[str, list[Any]] = field(default_factory=dict)  # only non-empty ones, keys from LISTS
+
+
+@dataclass
+class Chunk:
+    """The outcomes of consecutive tasks, packed to cross from a worker process cheaply: rows, then every task's
+    counts as (key number, value) runs over this chunk's own key table, and its lists (None for most tasks)."""
+
+    rows: list[Row | None]
+    keys: list[Key]
+    offsets: list[int]  # task i's counts are items offsets[i]:offsets[i + 1]
+    key_ids: list[int]
+    values: list[int]
+    lists: list[dict[str, list[Any]] | None]
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> Chunk:
+        table: dict[Key, int] = {}
+        chunk = cls(rows=[], keys=[], offsets=[0], key_ids=[], values=[], lists=[])
+        for outcome in outcomes:
+            chunk.rows.append(outcome.row)
+            for key, value in outcome.counts.items():
+                number = table.get(key)
+                if number is None:
+                    number = table[key] = len(chunk.keys)
+                    chunk.keys.append(key)
+                chunk.key_ids.append(number)
+                chunk.values.append(value)
+            chunk.offsets.append(len(chunk.key_ids))
+            chunk.lists.append(outcome.lists or None)
+        return chunk
+
+    def totals(self) -> Counter[Key]:
+        sums: Counter[Key] = Counter()
+        for number, value in zip(self.key_ids, self.values, strict=True):
+            sums[self.keys[number]] += value
+        return sums
+
+
 class Tally:
-    """What a build counts while rows pass; plain data, so a worker process can send its share back to be merged."""
+    """The sum of many tasks' outcomes: counts added up, lists joined in snapshot order. Decoded into the figures
+    a release publishes by `figures`, the one place that does so, whoever summed the counts."""
 
-    agreement: AgreementTally
-    quality: QualityTally
-    report: AlignmentReport = field(default_factory=AlignmentReport)
-    excluded: Counter[str] = field(default_factory=Counter)
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    misplaced: list[str] = field(default_factory=list)  # tasks with no usable article or position
-    annotators: set[int] = field(default_factory=set)
-    ties: list[dict[str, Any]] = field(default_factory=list)
-    disputes: list[dict[str, Any]] = field(default_factory=list)  # see `dispute_of`
-    flagged: list[dict[str, Any]] = field(default_factory=list)  # see `flag_of`
-    tasks: int = 0
-    row_count: int = 0
+    def __init__(self) -> None:
+        self.counts: Counter[Key] = Counter()
+        self.lists: dict[str, list[Any]] = {name: [] for name in LISTS}
 
-    def merge(self, other: Tally) -> None:
-        """Add the tally of the tasks that came after this one's (lists keep snapshot order)."""
-        self.agreement.merge(other.agreement)
-        self.quality.merge(other.quality)
-        self.report = self.report.merge(other.report)
-        self.excluded.update(other.excluded)
-        self.problems += other.problems
-        self.misplaced += other.misplaced
-        self.annotators |= other.annotators
-        self.ties += other.ties
-        self.disputes += other.disputes
-        self.flagged += other.flagged
-        self.tasks += other.tasks
-        self.row_count += other.row_count
+    def add(self, counts: Mapping[Key, int], lists: Mapping[str, list[Any]] | None = None) -> None:
+        self.counts.update(counts)
+        for name, items in (lists or {}).items():
+            self.lists[name] += items
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.counts.update(chunk.totals())
+        for lists in chunk.lists:
+            self.add({}, lists)
+
+    def figures(self, labels: Sequence[str], model_version: str) -> Build:
+        """The build's figures; SnapshotError for tasks with no place, AlignmentError naming every region that
+        could not be kept exactly."""
+        counts, lists = self.counts, self.lists
+        if lists["misplaced"]:
+            shown = "; ".join(lists["misplaced"][:MAX_REPORTED_PROBLEMS])
+            raise SnapshotError(
+                f"{len(lists['misplaced'])} task(s) do not say where their paragraph is: {shown}. Every task needs "
+                "data.doc_id (its article) and data.paragraph (its 0-based position, a whole number), as the "
+                "workbench gives the tasks it pushes; fix or remove tasks imported by other means in Label Studio, "
+                "then run `workbench pull` again. Nothing was written."
+            )
+        if lists["problems"]:
+            raise AlignmentError(_problems_message(lists["problems"]), lists["problems"])
+        agreement, quality = AgreementTally(labels), QualityTally(labels)
+        agreement.add_counts(counts)
+        quality.add_counts(counts)
+        for version, score, changed in lists["scored"]:
+            quality.add_scored(version, [(score, changed)])
+        report = AlignmentReport(**{name: counts.get(("align", name), 0) for name in _ALIGN},
+                                 conflicts=tuple(lists["conflicts"]))  # fmt: skip
+        return Build(
+            row_count=counts.get(("rows",), 0),
+            alignment=report,
+            excluded=Counter({key[1]: n for key, n in counts.items() if key[0] == "excluded" and n}),
+            tasks=counts.get(("tasks",), 0),
+            annotators={key[1] for key, n in counts.items() if key[0] == "annotator" and n},
+            ties=list(lists["ties"]),
+            agreement=agreement.result(),
+            quality=quality.result(),
+            model_versions=quality.versions() or ([model_version] if model_version else []),
+            disputes=list(lists["disputes"]),
+            flagged=list(lists["flagged"]),
+        )
 
 
 class RowBuilder:
@@ -109,7 +184,7 @@ class RowBuilder:
         self.tokenizer = tokenizer
         self.model_version = model_version  # named in the figures when no task carries a prediction
         self.labels = set(config.labels)
-        self.tally = Tally(agreement=AgreementTally(config.labels), quality=QualityTally(config.labels))
+        self.tally = Tally()
 
     @classmethod
     def for_config(cls, config: Config, root: Path | None = None) -> RowBuilder:
@@ -119,75 +194,96 @@ class RowBuilder:
         return cls(config, nlp.tokenizer, model_version=model_version)
 
     def rows(self, tasks: Iterable[dict[str, Any]], *, processes: int = 1) -> Iterator[Row]:
-        """The row of every task with a submitted annotation, in snapshot order.
+        """The row of every task with a submitted annotation, in snapshot order, counted into `tally`."""
+        for chunk in self.chunks(tasks, processes=processes):
+            self.tally.add_chunk(chunk)
+            yield from (row for row in chunk.rows if row is not None)
+
+    def chunks(self, tasks: Iterable[dict[str, Any]], *, processes: int = 1) -> Iterator[Chunk]:
+        """Every task's outcome, in snapshot order, CHUNK_TASKS at a time.
 
         With `processes` > 1, chunks of tasks are built in forked worker processes (each with this builder's
         tokenizer) while this one reads the snapshot; a few chunks are in flight at a time, so memory stays flat.
         """
         if processes <= 1:
-            for task in tasks:
-                row = self.row(task)
-                if row is not None:
-                    yield row
+            for part in chunked(tasks, CHUNK_TASKS):
+                yield Chunk.of(map(self.outcome, part))
             return
         with fork_pool(processes, _start_worker, (self.config, self.tokenizer)) as pool:
-            for rows, tally in ordered_map(pool, _build_chunk, chunked(tasks, CHUNK_TASKS), processes):
-                self.tally.merge(tally)
-                yield from rows
+            yield from ordered_map(pool, _build_chunk, chunked(tasks, CHUNK_TASKS), processes)
 
     def row(self, task: dict[str, Any]) -> Row | None:
-        """One task's row, or None when it gives none (counted in `excluded`): no annotation was submitted,
-        the paragraph was retired from the seeds, or an edit of its text is waiting for an annotator's check."""
-        config, tally = self.config, self.tally
-        tally.tasks += 1
+        """One task's row (its outcome counted into `tally`), or None when it gives none."""
+        outcome = self.outcome(task)
+        self.tally.add(outcome.counts, outcome.lists)
+        return outcome.row
+
+    def outcome(self, task: dict[str, Any]) -> Outcome:
+        """One task's row and share of the figures. No row when no annotation was submitted, the paragraph was
+        retired from the seeds, or an edit of its text is waiting for an annotator's check (each counted in
+        `excluded`), or the task does not say where its paragraph is, or a region cannot be kept exactly."""
+        config = self.config
+        counts: dict[Key, int] = {("tasks",): 1}
+        lists: dict[str, list[Any]] = {}
+
+        def excluded(reason: str) -> Outcome:
+            counts[("excluded", reason)] = 1
+            return Outcome(None, counts, lists)
+
         if task["data"].get("retired") and not config.corpus.keep_retired:
-            tally.excluded["retired"] += 1
-            return None
+            return excluded("retired")
         place, problem = _place_of(task)
         if problem:
-            tally.misplaced.append(problem)
-            return None
+            return Outcome(None, counts, {"misplaced": [problem]})
         text = str(task["data"].get("text", ""))
         annotations = []
+        problems: list[dict[str, Any]] = []
         for raw in task.get("annotations", []):
-            annotation, region_report = to_annotation(raw, task, text, config, self.labels, tally.problems)
-            tally.report = tally.report.merge(region_report)
+            annotation, region_report = to_annotation(raw, task, text, config, self.labels, problems)
+            _count_report(counts, region_report)
             annotations.append(annotation)
+        if problems:
+            lists["problems"] = problems
         submitted = [a for a in annotations if not a.cancelled]
         if not annotations:
-            tally.excluded["no_annotation"] += 1
-            return None
+            return excluded("no_annotation")
         if not submitted:
-            tally.excluded["skipped"] += 1
-            return None
+            return excluded("skipped")
         held = task["data"].get("held") or {}
         if held:  # annotations whose spans an edit touched count again once submitted again
             raw = {int(a.get("id", 0)): a for a in task.get("annotations", [])}
             submitted = [a for a in submitted if confirmed(raw.get(a.id, {}), held)]
             if not submitted:
-                tally.excluded["awaiting_check"] += 1
-                return None
+                return excluded("awaiting_check")
         merged = merge(submitted, policy=config.merge.policy)
         if merged.tie:
-            tally.ties.append(
-                {"task_id": int(task["id"]), "annotations": [a.id for a in submitted], "used": merged.rule}
-            )
-        tally.agreement.add(submitted)
-        tally.annotators.update(a.annotator for a in submitted if a.annotator is not None)
+            tie = {"task_id": int(task["id"]), "annotations": [a.id for a in submitted], "used": merged.rule}
+            lists["ties"] = [tie]
+        for key, n in agreement_counts(submitted).items():
+            counts[key] = counts.get(key, 0) + n
+        for annotator in {a.annotator for a in submitted if a.annotator is not None}:
+            counts[("annotator", annotator)] = 1
         aligned = align(text, merged.spans, self.tokenizer, overlap=config.merge.overlap)
         row_id = row_id_of(task)
         dispute, flag = dispute_of(submitted, row_id), flag_of(task, submitted, row_id)
         if dispute:
-            tally.disputes.append(dispute)
+            lists["disputes"] = [dispute]
         if flag:
-            tally.flagged.append(flag)
-        tally.report = tally.report.merge(
-            AlignmentReport.of_alignment(aligned.split_tokens, aligned.conflicts, row=row_id, task_id=int(task["id"]))
+            lists["flagged"] = [flag]
+        report = AlignmentReport.of_alignment(
+            aligned.split_tokens, aligned.conflicts, row=row_id, task_id=int(task["id"])
         )
+        _count_report(counts, report)
+        if report.conflicts:
+            lists["conflicts"] = list(report.conflicts)
         for model_version, spans, score in predictions_of(task, text, config):
-            tally.quality.add(model_version, spans, merged.spans, score)
-        tally.row_count += 1
-        return Row(
+            for key, n in quality_counts(model_version, spans, merged.spans).items():
+                counts[key] = counts.get(key, 0) + n
+            if score is not None:  # did the annotators change what the model proposed, and how sure was it
+                changed = _places(spans) != _places(merged.spans)
+                lists.setdefault("scored", []).append([model_version, score, changed])
+        counts[("rows",)] = 1
+        row = Row(
             id=row_id,
             doc_id=place[0],
             paragraph=place[1],
@@ -199,33 +295,22 @@ class RowBuilder:
             annotation_ids=tuple(merged.annotation_ids),
             annotators=tuple(merged.annotators),
         )
+        return Outcome(row, counts, lists)
 
     def finish(self) -> Build:
         """The figures; AlignmentError naming every region that could not be kept exactly, if there was one."""
-        tally = self.tally
-        if tally.misplaced:
-            shown = "; ".join(tally.misplaced[:MAX_REPORTED_PROBLEMS])
-            raise SnapshotError(
-                f"{len(tally.misplaced)} task(s) do not say where their paragraph is: {shown}. Every task needs "
-                "data.doc_id (its article) and data.paragraph (its 0-based position, a whole number), as the "
-                "workbench gives the tasks it pushes; fix or remove tasks imported by other means in Label Studio, "
-                "then run `workbench pull` again. Nothing was written."
-            )
-        if tally.problems:
-            raise AlignmentError(_problems_message(tally.problems), tally.problems)
-        return Build(
-            row_count=tally.row_count,
-            alignment=tally.report,
-            excluded=tally.excluded,
-            tasks=tally.tasks,
-            annotators=tally.annotators,
-            ties=tally.ties,
-            agreement=tally.agreement.result(),
-            quality=tally.quality.result(),
-            model_versions=tally.quality.versions() or ([self.model_version] if self.model_version else []),
-            disputes=tally.disputes,
-            flagged=tally.flagged,
-        )
+        return self.tally.figures(self.config.labels, self.model_version)
+
+
+def _places(spans: Iterable[Span]) -> set[tuple[int, int, str]]:
+    return {(span.start, span.end, span.label) for span in spans}
+
+
+def _count_report(counts: dict[Key, int], report: AlignmentReport) -> None:
+    for name in _ALIGN:
+        n = getattr(report, name)
+        if n:
+            counts[("align", name)] = counts.get(("align", name), 0) + n
 
 
 def dispute_of(submitted: Sequence[Annotation], row_id: str) -> dict[str, Any] | None:
@@ -265,11 +350,9 @@ def _start_worker(config: Config, tokenizer: Any) -> None:
     _worker_settings = (config, tokenizer)
 
 
-def _build_chunk(tasks: list[dict[str, Any]]) -> tuple[list[Row], Tally]:
+def _build_chunk(tasks: list[dict[str, Any]]) -> Chunk:
     assert _worker_settings is not None
-    builder = RowBuilder(*_worker_settings)
-    rows = [row for row in map(builder.row, tasks) if row is not None]
-    return rows, builder.tally
+    return Chunk.of(map(RowBuilder(*_worker_settings).outcome, tasks))
 
 
 def _place_of(task: dict[str, Any]) -> tuple[tuple[str, int], str]:

@@ -193,12 +193,17 @@ def push(
 
 
 @app.command()
-def pull():
-    """Fetch every task with its annotations and predictions into a snapshot. Example: workbench pull"""
+def pull(
+    full: Annotated[bool, typer.Option("--full", help="Export every task, not only what changed since the last pull.")]
+    = False,
+):
+    """Fetch the tasks changed since the last pull (or, the first time and with --full, every task) into a new
+    complete snapshot. Example: workbench pull"""
     project = _project()
     with _progress("exporting and downloading"):  # no count to show: the server builds the export in one go
-        snapshot = _guarded(lambda: workflow.do_pull(project))
-    out.print(f"{snapshot.tasks} tasks pulled into {snapshot.path} (sha256 {snapshot.sha256[:12]})")
+        result = _guarded(lambda: workflow.do_pull(project, full=full))
+    for line in result.lines():
+        out.print(line)
 
 
 @app.command()
@@ -225,6 +230,10 @@ def release(
         f"not in the dataset: {excluded or 'none'}; load it with "
         f'datasets.load_dataset("{result.path}")'
     )
+    if result.reused:
+        out.print(f"{result.rebuilt} task(s) built, {result.reused} unchanged since the last release reused")
+    if result.note:
+        out.print(f"note: {result.note}")
 
 
 def _missing_verify_version() -> None:

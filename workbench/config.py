@@ -59,6 +59,10 @@ class LabelStudioConfig(_Strict):
     database: str = Field(default=SQLITE, exclude=True)
     # 0: Label Studio's development server, one process. N: the same app under gunicorn with N worker processes.
     workers: int = Field(default=0, ge=0, le=64, exclude=True)
+    # An incremental pull fetches the tasks stamped since the last pull's export began, less this many seconds: a
+    # write is stamped before it is committed, so this must exceed the longest write (a large import) on the server.
+    # How the project is pulled, not what is in it: not in the manifests' config (like database and workers).
+    pull_overlap_seconds: int = Field(default=300, ge=0, le=86_400, exclude=True)
 
     @field_validator("database")
     @classmethod

@@ -55,6 +55,32 @@ def load_ner_pipeline(name: str, root: Path | None = None) -> tuple[Any, str]:
     return nlp, model_version(nlp.meta)
 
 
+def pipeline_version(name: str) -> str:
+    """The version `load_ner_pipeline(name)` names, read from the pipeline's meta.json without loading it ("" if
+    it cannot be read: loading it then names the problem)."""
+    from spacy import util
+
+    try:
+        path = Path(name) if Path(name).is_dir() else util.get_package_path(name)
+        return model_version(util.get_model_meta(path))
+    except Exception:
+        return ""
+
+
+def tokenizer_sha256(name: str) -> str:
+    """The sha256 of the pipeline's tokenizer file (its exceptions and rules), "" if there is none to read."""
+    import hashlib
+
+    from spacy import util
+
+    try:
+        path = Path(name) if Path(name).is_dir() else Path(util.get_package_path(name))
+        found = [path / "tokenizer"] if (path / "tokenizer").is_file() else sorted(path.glob("*/tokenizer"))
+        return hashlib.sha256(found[0].read_bytes()).hexdigest() if found else ""
+    except Exception:
+        return ""
+
+
 def _components_besides_ner(name: str) -> list[str]:
     """The pipeline's other components, from its meta.json, so they are never loaded (less time and memory, in
     every worker process too); an unreadable meta excludes nothing and lets `spacy.load` name the problem."""

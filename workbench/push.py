@@ -28,6 +28,7 @@ from workbench.pool import choose_next, read_predictions
 from workbench.project import Project
 from workbench.reconcile import Plan, Pushed, reconcile
 from workbench.records import Paragraph, Prediction, text_key
+from workbench.snapshots import note_unstamped
 
 Progress = Callable[[int], None]
 # Tasks refused one at a time before push stops sending: beyond a few, the cause is the server, not the tasks.
@@ -133,7 +134,9 @@ def push(
         "spans_carried": carried,
         "to_recheck": to_recheck,
         "rechecked": sum(clear_confirmed(client, t.task_id, t.data) for t in pushed if t.task_id not in edited),
-        "predictions_added": _add_newer_predictions(client, project_id, pushed, plan, predictions, model_version),
+        "predictions_added": _add_newer_predictions(
+            project, client, project_id, pushed, plan, predictions, model_version
+        ),
     }
     _import(client, project_id, plan.imports, predictions, summary, project.config.labelstudio.batch_size, progress)
     held = summary.imported or summary.changes["predictions_added"] or any(
@@ -145,6 +148,7 @@ def push(
 
 
 def _add_newer_predictions(
+    project: Project,
     client: LabelStudio,
     project_id: int,
     pushed: Sequence[Pushed],
@@ -168,6 +172,8 @@ def _add_newer_predictions(
         prediction = predictions.get(text_key(text))
         if prediction is not None:
             items.append({"task": task.task_id, **to_prediction(text, prediction)})
+    if items:  # Label Studio's bulk predictions import does not stamp the tasks: the next pull must export them all
+        note_unstamped(project, f"push added predictions to {len(items)} task(s) in bulk")
     for batch in chunked(items, PREDICTION_BATCH):
         client.add_predictions(project_id, batch)
     return len(items)

@@ -7,7 +7,7 @@ spaCy's scorer. Every result is a plain JSON-able dict with floats rounded to 4 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -22,7 +22,8 @@ BUCKETS = ("accepted", "relabelled", "rebounded", "changed", "added", "deleted")
 
 
 class AgreementTally:
-    """Span-level agreement, counted one task at a time (a release streams its tasks; see `agreement`)."""
+    """Span-level agreement, counted one task at a time (a release streams its tasks; see `agreement`). A task's
+    share is a handful of integer counts (`agreement_counts`), so tallies add up in any grouping."""
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
@@ -31,23 +32,20 @@ class AgreementTally:
         self.compared = self.pairs = self.identical = 0
 
     def add(self, task: Sequence[Annotation]) -> None:
-        """Count one task's submitted annotations, one per annotator (the latest: an annotator who submitted
-        twice does not agree with themself); a task with fewer than two annotators has nothing to compare."""
-        latest: dict[object, Annotation] = {}
-        for annotation in sorted((a for a in task if not a.cancelled), key=recency):
-            who = annotation.annotator if annotation.annotator is not None else ("unknown", annotation.id)
-            latest[who] = annotation
-        usable = list(latest.values())
-        if len(usable) < 2:
-            return
-        self.compared += 1
-        sets = [_keys(annotation.spans) for annotation in usable]
-        self.identical += all(keys == sets[0] for keys in sets[1:])
-        for gold, cand in combinations(sets, 2):
-            self.pairs += 1
-            self.overall.score_set(cand, gold)
-            for label in sorted({key[2] for key in gold | cand}):
-                self.per_label.setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
+        """Count one task's submitted annotations (see `agreement_counts`)."""
+        self.add_counts(agreement_counts(task))
+
+    def add_counts(self, counts: Mapping[tuple, int]) -> None:
+        """Add counts made by `agreement_counts` (summed over any number of tasks); other keys are ignored."""
+        for key, n in counts.items():
+            if key[0] != "agree":
+                continue
+            if key[1] == "overall":
+                _add(self.overall, key[2], n)
+            elif key[1] == "label":
+                _add(self.per_label.setdefault(key[2], PRFScore()), key[3], n)
+            else:
+                setattr(self, key[1], getattr(self, key[1]) + n)
 
     def merge(self, other: AgreementTally) -> None:
         """Add another tally's counts (of other tasks) to this one."""
@@ -68,6 +66,30 @@ class AgreementTally:
         }
 
 
+def agreement_counts(task: Sequence[Annotation]) -> dict[tuple, int]:
+    """One task's share of the agreement: its submitted annotations, one per annotator (the latest: an annotator
+    who submitted twice does not agree with themself), every pair scored; nothing for fewer than two annotators.
+    Keys are `("agree", "compared" | "pairs" | "identical")`, `("agree", "overall", "tp" | "fp" | "fn")` and
+    `("agree", "label", LABEL, "tp" | "fp" | "fn")`; zero counts are left out."""
+    latest: dict[object, Annotation] = {}
+    for annotation in sorted((a for a in task if not a.cancelled), key=recency):
+        who = annotation.annotator if annotation.annotator is not None else ("unknown", annotation.id)
+        latest[who] = annotation
+    usable = list(latest.values())
+    if len(usable) < 2:
+        return {}
+    counts: dict[tuple, int] = {}
+    sets = [_keys(annotation.spans) for annotation in usable]
+    _count(counts, ("agree", "compared"), 1)
+    _count(counts, ("agree", "identical"), int(all(keys == sets[0] for keys in sets[1:])))
+    for gold, cand in combinations(sets, 2):
+        _count(counts, ("agree", "pairs"), 1)
+        _score(counts, ("agree", "overall"), cand, gold)
+        for label in sorted({key[2] for key in gold | cand}):
+            _score(counts, ("agree", "label", label), _only(cand, label), _only(gold, label))
+    return counts
+
+
 def agreement(tasks: Iterable[Sequence[Annotation]], labels: Sequence[str]) -> dict[str, Any]:
     """Span-level agreement over tasks with two or more submitted annotations.
 
@@ -83,8 +105,8 @@ def agreement(tasks: Iterable[Sequence[Annotation]], labels: Sequence[str]) -> d
 
 
 class QualityTally:
-    """Pre-annotation quality, counted one paragraph at a time (see `prediction_quality`); plain dicts, so a
-    worker process can send its tally back to be merged."""
+    """Pre-annotation quality, counted one paragraph at a time (see `prediction_quality`). A paragraph's share is a
+    handful of integer counts (`quality_counts`), so tallies add up in any grouping."""
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
@@ -109,22 +131,34 @@ class QualityTally:
     def add(self, version: str, predicted: Sequence[Span], human: Sequence[Span], score: float | None = None) -> None:
         """Score one paragraph's predictions (of model `version`, with the model's confidence `score`) against its
         final human spans."""
-        self._start(version)
-        cand, gold = _keys(predicted), _keys(human)
+        self.add_counts(quality_counts(version, predicted, human))
         if score is not None:
-            self.scored[version].append((float(score), cand != gold))
-        self.tasks[version] += 1
-        self.sizes[version][0] += len(cand)
-        self.sizes[version][1] += len(gold)
-        self.overall[version].score_set(cand, gold)
-        per_label = self.per_label[version]
-        for label in sorted({key[2] for key in cand | gold}):
-            per_label.setdefault(label, PRFScore()).score_set(_only(cand, label), _only(gold, label))
-        support = self.support[version]
-        for key in gold:
-            support[key[2]] = support.get(key[2], 0) + 1
-        for bucket, found in match_spans(predicted, human).items():
-            self.counts[version][bucket] += len(found)
+            self.add_scored(version, [(float(score), _keys(predicted) != _keys(human))])
+
+    def add_scored(self, version: str, scored: Sequence[tuple[float, bool]]) -> None:
+        """Add (prediction score, annotator changed the paragraph) pairs of model `version` (not counts: floats)."""
+        self._start(version)
+        self.scored[version] += [(float(score), bool(changed)) for score, changed in scored]
+
+    def add_counts(self, counts: Mapping[tuple, int]) -> None:
+        """Add counts made by `quality_counts` (summed over any number of paragraphs); other keys are ignored."""
+        for key, n in counts.items():
+            if key[0] != "quality":
+                continue
+            version, what = key[1], key[2]
+            self._start(version)
+            if what == "tasks":
+                self.tasks[version] += n
+            elif what in ("predicted", "human"):
+                self.sizes[version][what == "human"] += n
+            elif what == "overall":
+                _add(self.overall[version], key[3], n)
+            elif what == "label":
+                _add(self.per_label[version].setdefault(key[3], PRFScore()), key[4], n)
+            elif what == "support":
+                self.support[version][key[3]] = self.support[version].get(key[3], 0) + n
+            else:
+                self.counts[version][key[3]] += n
 
     def merge(self, other: QualityTally) -> None:
         """Add another tally's counts (of other paragraphs) to this one."""
@@ -167,6 +201,26 @@ class QualityTally:
             }
             for version in sorted(self.tasks)
         }
+
+
+def quality_counts(version: str, predicted: Sequence[Span], human: Sequence[Span]) -> dict[tuple, int]:
+    """One paragraph's share of the quality of model `version`: its predictions scored against its final human
+    spans. Keys start `("quality", version, ...)`: `"tasks"`, `"predicted"`, `"human"`, `("overall", tp|fp|fn)`,
+    `("label", LABEL, tp|fp|fn)`, `("support", LABEL)` and `("bucket", BUCKET)`; zero counts are left out, but
+    `tasks` is always there."""
+    cand, gold = _keys(predicted), _keys(human)
+    head = ("quality", version)
+    counts: dict[tuple, int] = {(*head, "tasks"): 1}
+    _count(counts, (*head, "predicted"), len(cand))
+    _count(counts, (*head, "human"), len(gold))
+    _score(counts, (*head, "overall"), cand, gold)
+    for label in sorted({key[2] for key in cand | gold}):
+        _score(counts, (*head, "label", label), _only(cand, label), _only(gold, label))
+    for key in gold:
+        _count(counts, (*head, "support", key[2]), 1)
+    for bucket, found in match_spans(predicted, human).items():
+        _count(counts, (*head, "bucket", bucket), len(found))
+    return counts
 
 
 def prediction_quality(
@@ -266,6 +320,22 @@ def _ordered(scores: dict[str, PRFScore], labels: Sequence[str]) -> list[tuple[s
     """Configured labels first, in their order; labels met in the data but not configured after, sorted."""
     extra = sorted(set(scores) - set(labels))
     return [(label, scores[label]) for label in [*labels, *extra]]
+
+
+def _count(counts: dict[tuple, int], key: tuple, n: int) -> None:
+    if n:
+        counts[key] = counts.get(key, 0) + n
+
+
+def _score(counts: dict[tuple, int], head: tuple, cand: set[Key], gold: set[Key]) -> None:
+    """What `PRFScore.score_set(cand, gold)` counts, as counts under `head`."""
+    _count(counts, (*head, "tp"), len(cand & gold))
+    _count(counts, (*head, "fp"), len(cand - gold))
+    _count(counts, (*head, "fn"), len(gold - cand))
+
+
+def _add(score: PRFScore, what: str, n: int) -> None:
+    setattr(score, what, getattr(score, what) + n)
 
 
 def _round(value: float) -> float:

@@ -1,12 +1,21 @@
-"""The snapshot store: pulled exports kept byte for byte under `.workbench/snapshots/`, the source of truth.
+"""The snapshot store: the project's every task as Label Studio exported it, under `.workbench/snapshots/`.
 
-A snapshot is `<time>.json` (the export exactly as Label Studio sent it) and `<time>.meta.json` (where and when
-it came from, and its sha256). A snapshot counts once both are in place. Tasks are streamed and checked one by
+A snapshot is `<time>.json` and `<time>.meta.json` (where and when it came from, its sha256, the server time it
+is complete up to). A snapshot counts once both are in place, and every snapshot holds the whole project: an
+incremental pull writes the previous one with the changed tasks replaced (see `pull`), so a release always reads
+one complete file. Pulls write the `lines` layout: a JSON list with one task per line, each task's JSON exactly as
+exported (every key and value but the ages in words, `VOLATILE`) in one canonical form, `{"id":N,` first and the
+other keys sorted, tasks in id order; the same tasks give the same bytes, however and whenever they were pulled.
+Older snapshots (the export as the server sent it) are read as they are. Tasks are streamed and checked one by
 one, so memory does not grow with the project.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +24,7 @@ from typing import Any
 import ijson
 
 from workbench.errors import SnapshotError
-from workbench.project import Project, file_sha256, read_json
+from workbench.project import Project, atomic_write_json, file_sha256, read_json
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,13 @@ class Snapshot:
     project_id: int
     label_studio_version: str
     tasks: int
+    layout: str = ""  # LINES, or "" for an export kept as the server sent it (older pulls, hand-made files)
+    watermark: str = ""  # the server's time when the export began: every change stamped earlier is in here
+    project_created_at: str = ""  # which project, beyond its id (a project made again gets the same id)
+    max_task_id: int = 0
+    kind: str = "full"  # or "incremental": the snapshot `base` with the tasks changed since replaced
+    base: str = ""
+    changes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def meta_path(self) -> Path:
@@ -41,6 +57,13 @@ class Snapshot:
             "project_id": self.project_id,
             "label_studio_version": self.label_studio_version,
             "tasks": self.tasks,
+            "layout": self.layout,
+            "watermark": self.watermark,
+            "project_created_at": self.project_created_at,
+            "max_task_id": self.max_task_id,
+            "kind": self.kind,
+            "base": self.base,
+            "changes": self.changes,
         }
 
     def tasks_iter(self) -> Iterator[dict[str, Any]]:
@@ -57,6 +80,31 @@ def snapshot_path(project: Project, pulled_at: str) -> Path:
     return project.snapshots_dir / f"{pulled_at.replace(':', '').replace('.', '-')}.json"
 
 
+def note_unstamped(project: Project, what: str) -> None:
+    """Record that tasks changed in a way Label Studio does not stamp on them (`updated_at` stays), such as its
+    bulk predictions import: the next pull cannot find them by their stamp, so it exports every task."""
+    path = _unstamped_path(project)
+    before = unstamped(project)
+    atomic_write_json(path, {"what": f"{before}; {what}" if before else what})
+
+
+def unstamped(project: Project) -> str:
+    """What changed unstamped since the last full pull ("" if nothing did)."""
+    try:
+        return str(read_json(_unstamped_path(project)).get("what") or "")
+    except (OSError, ValueError, AttributeError):
+        return "" if not _unstamped_path(project).exists() else "tasks changed without Label Studio stamping them"
+
+
+def clear_unstamped(project: Project) -> None:
+    """A full export holds every task as it is now: nothing unstamped is left to fetch."""
+    _unstamped_path(project).unlink(missing_ok=True)
+
+
+def _unstamped_path(project: Project) -> Path:
+    return project.state_dir / "unstamped-changes.json"
+
+
 def latest_snapshot(project: Project) -> Snapshot:
     """The newest snapshot, with its record. A pull renames the export into place only after its record is
     written, so an export without a readable record was damaged afterwards: that is an error naming it, never a
@@ -71,15 +119,7 @@ def latest_snapshot(project: Project) -> Snapshot:
     path = candidates[-1]
     meta = meta_path_for(path)
     try:
-        record = read_json(meta)
-        return Snapshot(
-            path=path,
-            sha256=str(record["sha256"]),
-            pulled_at=str(record["pulled_at"]),
-            project_id=int(record["project_id"]),
-            label_studio_version=str(record["label_studio_version"]),
-            tasks=int(record["tasks"]),
-        )
+        return read_snapshot(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         why = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({type(exc).__name__}: {exc})"
         raise SnapshotError(
@@ -87,6 +127,26 @@ def latest_snapshot(project: Project) -> Snapshot:
             f"and whether it is intact cannot be checked. Run `workbench pull` for a new snapshot (or move "
             f"{path.name} out of {folder} to build from the one before it)."
         ) from None
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """The snapshot at `path` with its record; OSError, ValueError, KeyError or TypeError if that cannot be read."""
+    record = read_json(meta_path_for(path))
+    return Snapshot(
+        path=path,
+        sha256=str(record["sha256"]),
+        pulled_at=str(record["pulled_at"]),
+        project_id=int(record["project_id"]),
+        label_studio_version=str(record["label_studio_version"]),
+        tasks=int(record["tasks"]),
+        layout=str(record.get("layout") or ""),
+        watermark=str(record.get("watermark") or ""),
+        project_created_at=str(record.get("project_created_at") or ""),
+        max_task_id=int(record.get("max_task_id") or 0),
+        kind=str(record.get("kind") or "full"),
+        base=str(record.get("base") or ""),
+        changes=dict(record.get("changes") or {}),
+    )
 
 
 def check_intact(snapshot: Snapshot) -> None:
@@ -97,12 +157,24 @@ def check_intact(snapshot: Snapshot) -> None:
         raise SnapshotError(
             f"The snapshot {snapshot.path} cannot be read ({exc.strerror}). Run `workbench pull` for a new one."
         ) from None
+    _check_digest(snapshot, digest)
+
+
+def _check_digest(snapshot: Snapshot, digest: str) -> None:
     if digest != snapshot.sha256:
         raise SnapshotError(
             f"The snapshot {snapshot.path} was changed after it was pulled (its sha256 is {digest[:12]}..., the "
             f"pull recorded {snapshot.sha256[:12]}...), so a release built from it could not be traced to Label "
             "Studio. Run `workbench pull` for a fresh snapshot and release from that."
         )
+
+
+def checked_lines(snapshot: Snapshot) -> Iterator[bytes]:
+    """The task lines of a `lines` snapshot (see `iter_lines`), its sha256 checked on the way: SnapshotError, as
+    `check_intact` raises it, once the last line is read, if the file is not what was pulled."""
+    digest = hashlib.sha256()
+    yield from iter_lines(snapshot.path, digest)
+    _check_digest(snapshot, digest.hexdigest())
 
 
 def iter_export(path: Path) -> Iterator[dict[str, Any]]:
@@ -116,7 +188,7 @@ def iter_export(path: Path) -> Iterator[dict[str, Any]]:
                 )
             handle.seek(0)
             for position, task in enumerate(ijson.items(handle, "item", use_float=True)):
-                yield _checked(task, position, path)
+                yield checked_task(task, position, path)
     except ijson.JSONError as exc:
         raise SnapshotError(
             f"The export {path.name} is not valid JSON ({' '.join(str(exc).split())}). Run `workbench pull` "
@@ -124,7 +196,8 @@ def iter_export(path: Path) -> Iterator[dict[str, Any]]:
         ) from None
 
 
-def _checked(task: Any, position: int, path: Path) -> dict[str, Any]:
+def checked_task(task: Any, position: int, path: Path) -> dict[str, Any]:
+    """`task` (number `position` of the file at `path`) if it has a Label Studio task's shape."""
     if not isinstance(task, dict) or "id" not in task or not isinstance(task.get("data"), dict):
         raise SnapshotError(
             f"Task #{position} of the export {path.name} has no id or data, so it is not a Label Studio "
@@ -137,3 +210,97 @@ def _checked(task: Any, position: int, path: Path) -> dict[str, Any]:
                 "Run `workbench pull` again; if it repeats, the export is broken on the server."
             )
     return task
+
+
+# ---- the lines layout ----------------------------------------------------------------------------------------
+
+LINES = "lines/1"
+_HEAD, _SEPARATOR, _TAIL = b"[\n", b",\n", b"\n]\n"
+_LINE_ID = re.compile(rb'\{"id":(-?[0-9]+)[,}]')
+
+
+# What an export says that is not about the task: Label Studio writes each prediction's (annotation's, draft's) age
+# as words ("9 minutes"), worked out from its `created_at` (kept) at the moment of the export, so the same task would
+# read differently in every export.
+VOLATILE = {"predictions": "created_ago", "annotations": "created_ago", "drafts": "created_ago"}
+
+
+def task_line(task: dict[str, Any]) -> bytes:
+    """A task's JSON in the one form a `lines` snapshot holds: on one line, `{"id":N,` first, every other key
+    sorted (at every depth), no spaces, non-ASCII as is. Every key and value is kept but the VOLATILE ages; equal
+    tasks give equal bytes, whenever they were exported."""
+    task_id = task["id"]
+    if not isinstance(task_id, int) or isinstance(task_id, bool):
+        raise SnapshotError(
+            f"A task of the export has the id {task_id!r}, not a number, so it is not a Label Studio task. Run "
+            "`workbench pull` again against a Label Studio server."
+        )
+    rest = {k: v for k, v in task.items() if k != "id"}
+    for field, volatile in VOLATILE.items():
+        if isinstance(rest.get(field), list):
+            rest[field] = [{k: v for k, v in item.items() if k != volatile} if isinstance(item, dict) else item
+                           for item in rest[field]]  # fmt: skip
+    try:
+        body = json.dumps(rest, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a broken UTF-16 pair) stays as its \u escape
+        body = json.dumps(rest, sort_keys=True, separators=(",", ":")).encode("ascii")
+    return b'{"id":%d' % task_id + (b"," + body[1:] if body != b"{}" else b"}")
+
+
+def line_id(line: bytes) -> int:
+    """The task id at the head of a `task_line`."""
+    found = _LINE_ID.match(line)
+    if not found:
+        raise ValueError("not a task line")
+    return int(found[1])
+
+
+def iter_lines(path: Path, digest: Any = None) -> Iterator[bytes]:
+    """The task lines of a `lines` snapshot, in order, each without its separator (see `task_line`); every byte
+    read goes into `digest` (a hashlib object), if given."""
+    with path.open("rb") as handle:
+        head = handle.readline()
+        if digest is not None:
+            digest.update(head)
+        if head != _HEAD:
+            raise SnapshotError(f"The snapshot {path.name} is not in the lines layout its record names. {_AGAIN}")
+        for raw in handle:
+            if digest is not None:
+                digest.update(raw)
+            line = raw.rstrip(b"\n")
+            if line == b"]":
+                if digest is not None:
+                    digest.update(handle.read())
+                return
+            yield line[:-1] if line.endswith(b",") else line
+        raise SnapshotError(f"The snapshot {path.name} ends before its closing bracket. {_AGAIN}")
+
+
+_AGAIN = "Run `workbench pull --full` for a fresh snapshot."
+
+
+class LinesWriter:
+    """Writes a `lines` snapshot task by task, counting the tasks and hashing the bytes on the way."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.tasks = 0
+        self.max_id = 0
+        self._digest = hashlib.sha256()
+        self._write(_HEAD)
+
+    def add(self, line: bytes, task_id: int) -> None:
+        if self.tasks:
+            self._write(_SEPARATOR)
+        self._write(line)
+        self.tasks += 1
+        self.max_id = max(self.max_id, task_id)
+
+    def close(self) -> str:
+        """End the list; return the file's sha256."""
+        self._write(_TAIL if self.tasks else b"]\n")
+        return self._digest.hexdigest()
+
+    def _write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self._digest.update(data)

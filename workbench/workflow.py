@@ -26,7 +26,7 @@ from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.labelstudio.binding import bound_project
 from workbench.preannotate import PreannotationSummary, preannotate
 from workbench.project import Project, atomic_write_bytes, read_json
-from workbench.pull import pull
+from workbench.pull import PullResult, pull
 from workbench.push import PushSummary, plan_for, push
 from workbench.report import page, plots
 from workbench.report.figures import Activity, RowShapes
@@ -100,9 +100,10 @@ def do_push(
         return corpus, push(project, corpus, client_for(project), next_n=next_n, progress=progress)
 
 
-def do_pull(project: Project) -> Snapshot:
+def do_pull(project: Project, *, full: bool = False) -> PullResult:
+    """A new snapshot: the changes since the last pull merged into it, or (`full`) one export of everything."""
     with project.lock("workbench pull"):
-        return pull(project, client_for(project))
+        return pull(project, client_for(project), full=full)
 
 
 @dataclass(frozen=True)

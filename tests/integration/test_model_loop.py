@@ -127,7 +127,10 @@ def test_the_report_shows_each_model_versions_quality_and_corrections(loop: Loop
     task = next(t for t in loop.tasks() if t["data"]["doc_id"] == UNANNOTATED)
     trained = next(p for p in task["predictions"] if p["model_version"] == TRAINED)
     loop.admin.submit(task, [{**region, "origin": "prediction"} for region in trained["result"]])
-    loop.cli("pull")
+    # push added the trained model's predictions in bulk, which Label Studio does not stamp on the tasks: the pull
+    # exports every task (an incremental one would miss them on the tasks nobody touched since)
+    assert "full export: push added predictions to" in loop.cli("pull")
+    assert "incremental:" in loop.cli("pull")
     report = json.loads(loop.cli("report", "--json"))
     quality = report["prediction_quality"]
     assert set(quality) == {BASE, TRAINED}

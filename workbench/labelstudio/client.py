@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ from workbench.labelstudio.transport import ENV_API_KEY, REQUEST_TIMEOUT, callin
 
 # Never let the SDK resend a POST on its own: a retried import creates its tasks twice. We reconcile by key.
 NO_RETRY = {"max_retries": 0}
+# The Data Manager tab an incremental pull exports through; tabs are shared by the organisation, so it lives only
+# while the pull runs (one left by a killed pull is removed by the next).
+PULL_VIEW_TITLE = "workbench pull (temporary)"
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What the server said about an export it made: when it began (its own clock) and how many tasks it holds."""
+
+    started_at: str
+    tasks: int | None
 
 
 class LabelStudio:
@@ -131,10 +143,12 @@ class LabelStudio:
                 used[str(label)] = used.get(str(label), 0) + int(count)
         return used
 
-    def _get(self, path: str, what: str, project_id: int | None = None) -> dict[str, Any]:
+    def _get(
+        self, path: str, what: str, project_id: int | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """GET an API path the SDK has no method for, with the SDK's authentication and our error mapping."""
         with self._calling(what, project_id):
-            response = self._sdk._client_wrapper.httpx_client.request(path, method="GET")
+            response = self._sdk._client_wrapper.httpx_client.request(path, method="GET", params=params)
             if response.status_code >= 300:
                 refuse(self.url, response.status_code, response.text[:300], what, project_id)
             return dict(response.json())
@@ -142,6 +156,11 @@ class LabelStudio:
     def project_title(self, project_id: int) -> str:
         with self._calling("read the project", project_id):
             return str(self._sdk.projects.get(id=project_id).title)
+
+    def project_created_at(self, project_id: int) -> str:
+        """When the project was made (the server's clock): with its id, which project this is."""
+        with self._calling("read the project", project_id):
+            return _iso(self._sdk.projects.get(id=project_id).created_at)
 
     # --- tasks ------------------------------------------------------------------------------------------------
     def tasks_data(self, project_id: int, *, page_size: int = 5000) -> list[dict[str, Any]]:
@@ -247,19 +266,59 @@ class LabelStudio:
             project = self._sdk.projects.get(id=project_id)
         return {"label_config": str(project.label_config or ""), "model_version": str(project.model_version or "")}
 
+    def count_tasks(self, project_id: int, *, max_id: int) -> int:
+        """How many tasks of the project have an id up to `max_id` (one count on the server, no task is sent)."""
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:id", "operator": "less_or_equal", "type": "Number", "value": max_id}]}}
+        page = self._get("api/tasks", "count the project's tasks", project_id,
+                         {"project": project_id, "include": "id", "page_size": 1, "query": json.dumps(query)})
+        return int(page["total"])  # fmt: skip
+
+    def task_ids(self, project_id: int, *, page_size: int = 10_000) -> set[int]:
+        """The id of every task of the project (the cheapest full listing the server offers)."""
+        with self._calling("list the project's task ids", project_id):
+            pager = self._sdk.tasks.list(project=project_id, include="id", page_size=page_size,
+                                         request_options=self._bulk)  # fmt: skip
+            return {int(task.id) for task in pager}
+
     # --- export -----------------------------------------------------------------------------------------------
-    def export_to(self, project_id: int, path: Path) -> None:
-        """Stream a full JSON export (every task, annotation, skip and prediction) into `path`."""
+    @contextlib.contextmanager
+    def changed_since(self, project_id: int, since: str) -> Iterator[int]:
+        """A Data Manager tab of the tasks whose `updated_at` is `since` or later (`%Y-%m-%dT%H:%M:%S.%fZ`, the only
+        form the server parses), removed again afterwards; yields its id, for `export_to(view=...)`."""
+        with self._calling("list the Data Manager tabs", project_id):
+            stale = [view.id for view in self._sdk.views.list(project=project_id)
+                     if (view.data or {}).get("title") == PULL_VIEW_TITLE]  # fmt: skip
+            for view_id in stale:
+                self._sdk.views.delete(id=str(view_id))
+        changed = {"filter": "filter:tasks:updated_at", "operator": "greater_or_equal", "type": "Datetime",
+                   "value": since}  # fmt: skip
+        with self._calling("create a Data Manager tab of the changed tasks", project_id):
+            view = self._sdk.views.create(
+                project=project_id,
+                data={"title": PULL_VIEW_TITLE, "filters": {"conjunction": "and", "items": [changed]}},
+            )
+        try:
+            yield int(view.id)
+        finally:
+            with contextlib.suppress(ServerError), self._calling("remove the pull's Data Manager tab", project_id):
+                self._sdk.views.delete(id=str(view.id))
+
+    def export_to(self, project_id: int, path: Path, *, view: int | None = None) -> ExportInfo:
+        """Stream a JSON export (every task, or the tasks of the Data Manager tab `view`, with every annotation,
+        skip, prediction and draft) into `path`."""
+        tasks: dict[str, Any] = {"view": view} if view is not None else {"only_with_annotations": False}
         with self._calling("create an export snapshot", project_id):
             export = self._sdk.projects.exports.create(
                 id=project_id,
                 title="workbench pull",
                 serialization_options={"predictions": {"only_id": False}, "drafts": {"only_id": False}},
-                task_filter_options={"only_with_annotations": False},
+                task_filter_options=tasks,
                 annotation_filter_options={"usual": True, "skipped": True, "ground_truth": True},
                 request_options={**NO_RETRY, **self._bulk},  # a resent POST makes a second export
             )
         export_id = int(export.id)
+        counted = (export.counters or {}).get("task_number") if isinstance(export.counters, dict) else None
         try:
             with self._calling("download the export snapshot", project_id), path.open("wb") as handle:
                 for chunk in self._sdk.projects.exports.download(
@@ -270,6 +329,8 @@ class LabelStudio:
             # Export files pile up in the server's data folder otherwise.
             with contextlib.suppress(ServerError), self._calling("delete the export snapshot", project_id):
                 self._sdk.projects.exports.delete(id=project_id, export_pk=export_id)
+        return ExportInfo(started_at=_iso(export.created_at) if export.created_at else "",
+                          tasks=int(counted) if isinstance(counted, int) else None)  # fmt: skip
 
 
 def _iso(moment: Any) -> str:

@@ -6,37 +6,42 @@ A release is `<releases_dir>/<MAJOR.MINOR.PATCH>/` holding parquet per split wit
 
 The path runs one way (`cut`): the version is checked, rows stream from the snapshot through the build into
 Arrow columns (`draft`), the build's verdict comes in, the rows are placed against the parent release, and the
-folder is written (`writer`). Each refusal comes at its step, so the first thing wrong is the one named.
+folder is written (`writer`). Each refusal comes at its step, so the first thing wrong is the one named. Tasks
+that did not change since the parent release (same row hash: same task, config, code and tokenizer) are not built
+again: their rows, figures and spaCy/CoNLL pieces come from the parent (`assemble`, `rowcache`), and the release
+is byte for byte what a full rebuild writes.
 
 Modules: `versions` (semver), `schema` (ClassLabel names, Features), `rows` (check and pack), `converters`
-(Doc and CoNLL), `draft` (refusals and placement), `writer` (the folder), `manifest`, `card`, `changelog`,
-`inspect` (verify, diff, list), `layout` (file names).
+(Doc and CoNLL), `draft` (refusals and placement), `assemble` (rows and figures, reused or built), `rowcache`
+(the row cache and the parent's pieces), `writer` (the folder), `manifest`, `card`, `changelog`, `inspect`
+(verify, diff, list), `layout` (file names).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+
+import pyarrow as pa
 
 from workbench import __version__
-from workbench.build import Build, RowBuilder, processes_for
-from workbench.errors import ReviewOpenError
+from workbench.build import Build
+from workbench.errors import ReleaseError, ReviewOpenError
 from workbench.project import Project
 from workbench.records import Row
-from workbench.release.draft import ReleaseDraft
+from workbench.release.assemble import Assembly, assemble
+from workbench.release.draft import Prepared, ReleaseDraft
 from workbench.release.inspect import diff_releases, list_releases, verify_release
 from workbench.release.manifest import ReleaseContext, read_manifest
+from workbench.release.rowcache import ParentParts, RowCache, Unusable, build_context, write_cache
 from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
-from workbench.release.writer import write
+from workbench.release.writer import Reuse, write
 from workbench.review.record import release_summary
-from workbench.snapshots import Snapshot, check_intact, latest_snapshot
+from workbench.snapshots import Snapshot, latest_snapshot
 
-T = TypeVar("T")
 Progress = Callable[[int], None]
 
 __all__ = [
@@ -60,13 +65,17 @@ class ReleaseResult:
     path: Path
     snapshot: Snapshot
     build: Build
+    reused: int = 0  # tasks whose row and figures came from the parent release
+    rebuilt: int = 0  # tasks built
+    note: str = ""  # why nothing could be reused from the parent, when there is one
 
 
-def cut(project: Project, version: str, *, progress: Progress | None = None) -> ReleaseResult:
+def cut(project: Project, version: str, *, progress: Progress | None = None, reuse: bool = True) -> ReleaseResult:
     """Cut release `version` of the project from its latest snapshot into exports/<dataset>/<version>/.
 
     Rows stream from the snapshot through the build into the release's Arrow columns and are never all held as
-    Python objects; the build's figures, known once every row has passed, go into the manifest."""
+    Python objects; the build's figures, known once every row has passed, go into the manifest. With `reuse`,
+    the tasks the parent release's row cache holds unchanged are not built again (the release is the same)."""
     config = project.config
     ctx = ReleaseContext.from_config(
         config,
@@ -78,14 +87,13 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
     )
     with project.lock("workbench release"):
         draft = ReleaseDraft(project.releases_dir, ctx)
-        snapshot = latest_snapshot(project)
-        check_intact(snapshot)
-        builder = RowBuilder.for_config(config, project.root)
-        tasks = _counted(snapshot.tasks_iter(), progress)
-        with contextlib.closing(builder.rows(tasks, processes=processes_for(snapshot.tasks))) as rows:
-            for row in rows:
-                draft.add(row)
-        build = builder.finish()  # a region that cannot be kept exactly is named before any release refusal
+        snapshot = latest_snapshot(project)  # its sha256 is checked before any row is built (`assemble`)
+        context = build_context(config, project.root)
+        previous, note = _previous(project, draft, context) if reuse else (None, "a full rebuild was asked for")
+        if previous is not None:
+            draft.parent_keys = previous[0].parent_keys()
+        assembly = assemble(snapshot, config, project.root, draft, context, previous, progress)
+        build = assembly.build  # a region that cannot be kept exactly is named before any release refusal
         prepared = draft.prepare(
             source=f"The snapshot {snapshot.path.name}", counted=f" ({build.tasks} tasks: {dict(build.excluded)})"
         )
@@ -111,8 +119,53 @@ def cut(project: Project, version: str, *, progress: Progress | None = None) -> 
             merge_ties=tuple(tie["task_id"] for tie in build.ties),
             review=review,
         )
-        path = write(project.releases_dir, prepared, ctx)
-    return ReleaseResult(path=path, snapshot=snapshot, build=build)
+        parts = None
+        if previous is not None and assembly.reused_rows and draft.parent_keys is not None:
+            parts = Reuse(parent=previous[1], ids=assembly.reused_rows, keys=draft.parent_keys)
+        path = write(project.releases_dir, prepared, ctx, parts)
+        note = _keep_cache(project, version, context, assembly, prepared) or note
+    return ReleaseResult(path=path, snapshot=snapshot, build=build, reused=assembly.reused_tasks,
+                         rebuilt=assembly.built_tasks, note=note)  # fmt: skip
+
+
+def _previous(project: Project, draft: ReleaseDraft, context: bytes) -> tuple[tuple[RowCache, ParentParts] | None, str]:
+    """The parent release's row cache and pieces, when they can be trusted; else None and why."""
+    if draft.parent is None:
+        return None, ""
+    parent = str(draft.parent)
+    try:
+        cache = RowCache.read(project, parent, context)
+        parts = ParentParts.load(project.releases_dir / parent, read_manifest(project.releases_dir, parent))
+    except Unusable as reason:
+        return None, f"every row was built: {reason}"
+    except ReleaseError:
+        return None, ""  # the parent cannot be read at all: `prepare` says so
+    return (cache, parts), ""
+
+
+def _keep_cache(project: Project, version: str, context: bytes, assembly: Assembly, prepared: Prepared) -> str:
+    """Record the new release's row cache, for the next release to reuse; a note if that failed."""
+    keys = prepared.written_keys
+    if keys is None:
+        return ""
+    records = assembly.records
+    row_ids = records.column("row_id").to_pylist()
+    columns = {
+        "hash": records.column("hash"),
+        "task_id": records.column("task_id"),
+        "row_id": records.column("row_id"),
+        "row_key": pa.array([keys.keys[row_id] if row_id is not None else None for row_id in row_ids],
+                            pa.binary(16)),
+        "doc_id": records.column("doc_id"),
+        "key_ids": records.column("key_ids"),
+        "values": records.column("values"),
+        "lists": records.column("lists"),
+    }  # fmt: skip
+    try:
+        write_cache(project, version, context, assembly.keys, columns, keys.label_counts)
+    except OSError as exc:
+        return f"the row cache could not be written ({exc.strerror or exc}), so the next release builds every row"
+    return ""
 
 
 def _review_open(version: str, review: dict) -> ReviewOpenError:
@@ -137,9 +190,3 @@ def write_release(releases_dir: Path, rows: Iterable[Row], ctx: ReleaseContext) 
     return write(Path(releases_dir), draft.prepare(), ctx)
 
 
-def _counted(items: Iterable[T], progress: Progress | None) -> Iterator[T]:
-    """`items`, reporting each one read to `progress`."""
-    for item in items:
-        yield item
-        if progress:
-            progress(1)

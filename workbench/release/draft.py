@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from packaging.version import Version
 
@@ -36,6 +37,7 @@ class Prepared:
     retired_membership: dict[str, str]
     table: pa.Table | None
     renamed: dict[str, str] = field(default_factory=dict)  # parent doc_id -> doc_id now
+    written_keys: RowKeys | None = None  # every row's diff key, once the writer has counted them
 
     def take_table(self) -> pa.Table:
         """The rows, handed over once, so the writer can free them as soon as the parquet files hold them."""
@@ -53,9 +55,21 @@ class ReleaseDraft:
         self.ctx = ctx
         self.parent = check_new_version(self.releases_dir, ctx.version)  # said before minutes of work
         self.packer = RowPacker(ctx.labels, ctx.label_mapping)
+        self.parent_keys: RowKeys | None = None  # known beforehand when the parent's row cache is used
+        self._positions: list[int] = []  # where each kept row's task is in the snapshot (with reused rows)
+        self._reused: pa.Table | None = None
+        self._reused_positions: list[int] = []
 
-    def add(self, row: Row) -> None:
-        self.packer.add(row)
+    def add(self, row: Row, position: int | None = None) -> None:
+        if self.packer.add(row) and position is not None:
+            self._positions.append(position)
+
+    def reuse(self, rows: pa.Table, positions: list[int]) -> None:
+        """Rows taken whole from the parent release (its Arrow columns, tags as the parent's ClassLabel ids), with
+        their tasks' places in the snapshot: `prepare` puts every row in snapshot order, as a full build has them."""
+        for row_id in rows.column("id").to_pylist():
+            self.packer.seen(row_id)
+        self._reused, self._reused_positions = rows, positions
 
     def prepare(self, *, source: str = "The rows given", counted: str = "") -> Prepared:
         """Check the rows against the parent release and place them; ReleaseError, in this order, when there
@@ -71,10 +85,16 @@ class ReleaseDraft:
         parent_manifest, parent_keys, parent_names = None, RowKeys(), None
         if self.parent:
             parent_manifest = read_manifest(self.releases_dir, str(self.parent))
-            parent_keys = release_keys(self.releases_dir / str(self.parent), parent_manifest)
+            parent_keys = self.parent_keys or release_keys(self.releases_dir / str(self.parent), parent_manifest)
             parent_names = parent_manifest["class_label_names"]
         names = class_label_names(ctx.labels, parent_names, ctx.label_mapping)
         table = self.packer.table(names)
+        if self._reused is not None:
+            # the parent's tag ids mean the same in `names`: a parent's ClassLabel names never move
+            schema = table.schema
+            table = pa.concat_tables([table, self._reused.select(schema.names).cast(schema)])
+            order = np.argsort(np.array(self._positions + self._reused_positions, dtype=np.int64), kind="stable")
+            table = table.take(pa.array(order))
         row_docs = dict(zip(table.column("id").to_pylist(), table.column("doc_id").to_pylist(), strict=True))
         _check_unique_places(table)
         renamed = _renames(row_docs, parent_keys.docs, parent_manifest)

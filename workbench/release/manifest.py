@@ -144,6 +144,12 @@ class RowKeys:
         self.docs[row_id] = doc_id
         self.label_counts.update(span[2] for span in spans)
 
+    def add_known(self, row_id: str, doc_id: str, key: bytes, labels: Iterable[str]) -> None:
+        """A row whose key is known already (the same row in the parent release)."""
+        self.keys[row_id] = key
+        self.docs[row_id] = doc_id
+        self.label_counts.update(labels)
+
     def merge(self, other: RowKeys) -> None:
         self.keys.update(other.keys)
         self.docs.update(other.docs)

@@ -44,18 +44,23 @@ class RowPacker:
     def rows(self) -> int:
         return len(self._seen)
 
-    def add(self, row: Row) -> None:
-        """Check one row; keep it, or remember why it cannot be released."""
+    def add(self, row: Row) -> bool:
+        """Check one row; keep it (True), or remember why it cannot be released."""
         problem = self._problem(row)
         if problem:
             self.problems.append(problem)
-            return
-        if row.id in self._seen:
-            self.problems.append(f"row {row.id!r} appears twice")
-        self._seen.add(row.id)
+            return False
+        self.seen(row.id)
         self._pending.append(self._record(row))
         if len(self._pending) == BATCH_ROWS:
             self._flush()
+        return True
+
+    def seen(self, row_id: str) -> None:
+        """Count a row id kept (here or elsewhere); a second one is a problem."""
+        if row_id in self._seen:
+            self.problems.append(f"row {row_id!r} appears twice")
+        self._seen.add(row_id)
 
     def table(self, names: Sequence[str]) -> pa.Table:
         """Every row kept, with tags as ids of the ClassLabel `names` (a superset of the config's IOB2 names).

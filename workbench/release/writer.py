@@ -42,6 +42,7 @@ from workbench.release.layout import (
     parquet_path,
 )
 from workbench.release.manifest import Counts, ReleaseContext, RowKeys, build_manifest, diff_keys
+from workbench.release.rowcache import DocParts, ParentParts
 from workbench.release.rows import BATCH_ROWS, row_of
 from workbench.release.schema import release_features
 from workbench.report.figures import release_label_distribution
@@ -55,16 +56,19 @@ DOCBIN_ATTRS = ["ORTH", "ENT_IOB", "ENT_TYPE"]
 SHARD_ROWS = 5_000
 PARALLEL_MIN_ROWS = 4_000
 _SORT_KEYS = [("doc_id", "ascending"), ("paragraph", "ascending"), ("id", "ascending")]
-# The split tables while their spaCy and CoNLL files are made: forked workers inherit them, nothing is pickled.
+# The split tables while their spaCy and CoNLL files are made, and what is reused from the parent: forked workers
+# inherit them, nothing is pickled.
 _parts: dict[str, pa.Table] = {}
+_reuse: list[Reuse] = []
 
 
-def write(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -> Path:
-    """Write `prepared` as release `ctx.version` into `releases_dir/<version>/`, update the changelog."""
+def write(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, reuse: Reuse | None = None) -> Path:
+    """Write `prepared` as release `ctx.version` into `releases_dir/<version>/`, update the changelog. The rows of
+    `reuse.ids` take their spaCy and CoNLL pieces from the parent release instead of being converted again."""
     if prepared.version != ctx.version:
         raise ValueError(f"rows prepared for release {prepared.version} cannot be written as {ctx.version}")
     try:
-        _write_folder(releases_dir, prepared, ctx)
+        _write_folder(releases_dir, prepared, ctx, reuse)
     except OSError as exc:
         raise ReleaseError(
             f"Release {ctx.version} could not be written into {releases_dir} ({exc.strerror or exc}"
@@ -82,7 +86,16 @@ def write(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -> Path:
     return target
 
 
-def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -> None:
+@dataclass(frozen=True)
+class Reuse:
+    """Rows (by id) whose DocBin entry and CoNLL lines are the parent release's, and where to find those."""
+
+    parent: ParentParts
+    ids: frozenset[str]
+    keys: RowKeys  # the parent's diff keys: a reused row's key is its parent's
+
+
+def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, reuse: Reuse | None) -> None:
     table, names = prepared.take_table(), prepared.names
     counts, new_keys, splits = Counts(ctx.labels), RowKeys(), {}
     with _staging_folder(releases_dir, ctx.version) as folder:
@@ -93,7 +106,8 @@ def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext) -
             parts[split] = table.take(order.filter(pc.take(pc.is_in(table.column("doc_id"), value_set=members), order)))
             splits[split] = _write_parquet(folder, split, parts[split])
         del table, order
-        _write_spacy_and_conll(folder, parts, names, counts, new_keys)
+        _write_spacy_and_conll(folder, parts, names, counts, new_keys, reuse)
+        prepared.written_keys = new_keys
         diff = diff_keys(prepared.parent_keys, new_keys) | {"renamed": prepared.renamed}
         manifest = build_manifest(
             ctx, names, prepared.membership, prepared.retired_membership, counts.result(), prepared.parent, diff
@@ -211,21 +225,55 @@ def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
     vocab = Vocab()
     docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
     counts, keys, conll = Counts(labels), RowKeys(), []
+    reuse = _reuse[0] if _reuse else None
+    reused: list[DocParts] = []
+    reused_labels: set[str] = set()
     with _msgpack_plugins_looked_up_once():
         for batch in table.slice(start, stop - start).to_batches(max_chunksize=BATCH_ROWS):
-            for record in batch.to_pylist():
+            whole = None if reuse is not None else batch.to_pylist()  # with reuse, only built rows are read whole
+            spans = batch.column("spans")
+            span_labels = pc.struct_field(pc.list_flatten(spans), "label").to_pylist()
+            bounds = pc.subtract(spans.offsets, spans.offsets[0]).to_pylist()
+            light = zip(batch.column("id").to_pylist(), batch.column("doc_id").to_pylist(),
+                        batch.column("annotators").to_pylist(), strict=True)  # fmt: skip
+            for i, (row_id, doc_id, annotators) in enumerate(light):
+                row_labels = span_labels[bounds[i] : bounds[i + 1]]
+                new_article = doc_id != previous_doc
+                previous_doc = doc_id
+                counts.add(split, doc_id, annotators, row_labels)
+                if reuse is not None and row_id in reuse.ids:
+                    parts = reuse.parent.parts[row_id]
+                    _add_parts(docbin, parts)
+                    reused.append(parts)
+                    reused_labels.update(row_labels)
+                    conll.append(("-DOCSTART- -X- -X- O\n\n" if new_article else "") + parts.conll)
+                    keys.add_known(row_id, doc_id, reuse.keys.keys[row_id], row_labels)
+                    continue
+                record = whole[i] if whole is not None else batch.slice(i, 1).to_pylist()[0]
                 row = row_of(record, names)
                 docbin.add(row_to_doc(vocab, row))
-                conll.append(row_to_conll(row, row.doc_id != previous_doc))
-                previous_doc = row.doc_id
-                counts.add(split, row.doc_id, row.annotators, (span.label for span in row.spans))
+                conll.append(row_to_conll(row, new_article))
                 keys.add(row.id, row.doc_id, row.ner_tags, [(s.start, s.end, s.label, s.text) for s in row.spans])
+        if reuse is not None and reused:
+            docbin.strings.update(reuse.parent.strings_of(reused, reused_labels))
         data = docbin.to_bytes()
     return _Shard(docbin=data, conll="".join(conll), counts=counts, keys=keys)
 
 
+def _add_parts(docbin: DocBin, parts: DocParts) -> None:
+    """Append a doc to `docbin` as `DocBin.add` would, from the pieces the parent's DocBin holds (its strings are
+    added for the shard at once)."""
+    docbin.tokens.append(parts.tokens)
+    docbin.spaces.append(parts.spaces)
+    docbin.flags.append(parts.flags)
+    docbin.cats.append(parts.cats)
+    docbin.user_data.append(parts.user_data)
+    docbin.span_groups.append(parts.span_groups)
+
+
 def _write_spacy_and_conll(
-    folder: Path, parts: dict[str, pa.Table], names: Sequence[str], counts: Counts, keys: RowKeys
+    folder: Path, parts: dict[str, pa.Table], names: Sequence[str], counts: Counts, keys: RowKeys,
+    reuse: Reuse | None = None,
 ) -> None:
     """Write every split's DocBin and CoNLL file, shard by shard, counting the rows into `counts` and `keys`.
 
@@ -239,6 +287,8 @@ def _write_spacy_and_conll(
     docbins = {split: DocBin(attrs=DOCBIN_ATTRS, store_user_data=True) for split in parts}
     _parts.update(parts)
     parts.clear()
+    if reuse is not None:
+        _reuse.append(reuse)
     try:
         with contextlib.ExitStack() as stack:
             if processes > 1:
@@ -260,6 +310,7 @@ def _write_spacy_and_conll(
                 os.fsync(handle.fileno())
     finally:
         _parts.clear()
+        _reuse.clear()
     pa.default_memory_pool().release_unused()
     for split in list(docbins):
         _write_file(folder / docbin_path(split), docbins.pop(split).to_bytes())
