@@ -78,7 +78,7 @@ def main() -> int:
     for name in (server.ENV_URL, server.ENV_API_KEY, ENV_DATABASE):  # always our own servers
         os.environ.pop(name, None)
     report: dict[str, Any] = {"submissions_per_annotator": submissions, "workers": workers, "uptime_before": _uptime(),
-                              "setups": {}}  # fmt: skip
+                              "machine": machine(None), "setups": {}}  # fmt: skip
     postgres = None
     try:
         if "gunicorn-postgres" in setups:
@@ -92,7 +92,8 @@ def main() -> int:
         if postgres is not None:
             postgres.stop()
     report["uptime_after"] = _uptime()
-    report["machine"] = machine(report["setups"][setups[0]]["version"]) if setups else {}
+    if setups:  # the load average was taken before the servers started; the version is known only now
+        report["machine"]["versions"]["label-studio (server)"] = report["setups"][setups[0]]["version"]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(table(report))
@@ -149,7 +150,7 @@ def _load(project: Project, crowds: list[int], submissions: int) -> dict[str, An
         for thread in threads:
             thread.join()
         crowd.seconds = time.perf_counter() - began
-        snapshot = workflow.do_pull(project)
+        snapshot = workflow.do_pull(project).snapshot
         pulled = {a["id"] for task in iter_export(snapshot.path) for a in task.get("annotations", [])}
         results.append(crowd.result(pulled))
         say(f"  {size} annotators: {results[-1]}")
