@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.support import make_project
@@ -106,6 +108,39 @@ def test_multi_word_strings_are_found_word_for_word() -> None:
                               ("b", other, []))  # fmt: skip
     items = analysis.missing_items(paragraphs, spans, **SETTINGS)
     assert items.start.tolist() == [other.index("United States Navy")]  # "United  States" is another string
+
+
+def _whole_token_occurrences(texts: Sequence[str], forms: Sequence[str]) -> list[tuple[int, int, int, str]]:
+    """The plain definition: every exact occurrence that starts where a token starts and ends where one ends."""
+    found = []
+    for row, text in enumerate(texts):
+        tokens = list(analysis.TOKEN.finditer(text))
+        starts, ends = {t.start() for t in tokens}, {t.end() for t in tokens}
+        for form in set(forms):
+            if not analysis.TOKEN.search(form):
+                continue
+            found += [(row, at, at + len(form), form) for at in range(len(text))
+                      if text.startswith(form, at) and at in starts and at + len(form) in ends]  # fmt: skip
+    return sorted(found)
+
+
+_TEXT = st.text(alphabet="ab é.-'\n", max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_TEXT, min_size=1, max_size=4), forms=st.lists(_TEXT, max_size=6), data=st.data())
+def test_occurrences_are_the_whole_token_ones(texts: list[str], forms: list[str], data: st.DataObject) -> None:
+    # forms cut out of the texts, so that many of them occur (at token boundaries or not)
+    for text in texts:
+        if text:
+            start = data.draw(st.integers(0, len(text) - 1))
+            forms.append(text[start:data.draw(st.integers(start + 1, len(text)))])
+    paragraphs = pd.DataFrame({"row_id": [f"r{n}" for n in range(len(texts))], "text": texts})
+    found = analysis.occurrences(paragraphs, forms)
+    got = sorted((int(r[1:]), s, e, t) for r, s, e, t in zip(found.row_id, found.start, found.end, found.text,
+                                                                        strict=True))
+    assert got == _whole_token_occurrences(texts, forms)
+    assert list(found.columns) == ["row_id", "start", "end", "text"]
 
 
 # ---- disagreement: overlapping tasks read differently ---------------------------------------------------------

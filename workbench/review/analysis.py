@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import ahocorasick
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -36,6 +37,7 @@ SPAN_COLUMNS = ["row_id", "start", "end", "label", "text"]
 # Whole tokens: a run of word characters, or one other non-space character ("Turkey" in "Turkey's" is whole,
 # "Ankara" in "Ankaras" is not).
 TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\w")
 _ROW_SCHEMA = pa.schema([
     ("id", pa.string()), ("task_id", pa.int64()), ("doc_id", pa.string()), ("paragraph", pa.int32()),
     ("text", pa.string()),
@@ -104,39 +106,34 @@ def missing_items(
 
 
 def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str]) -> pd.DataFrame:
-    """Where each of `strings` stands as whole tokens in the paragraphs: row_id, start, end, text."""
-    wanted = sorted({s for s in strings if TOKEN.findall(s)})
+    """Where each of `strings` stands as whole tokens in the paragraphs: row_id, start, end, text.
+
+    One Aho-Corasick pass per paragraph finds every exact occurrence of every string (overlapping ones too); an
+    occurrence is kept when it starts and ends on a token boundary. A string with space at either end is never
+    whole tokens, as no token begins or ends with space."""
     columns = ["row_id", "start", "end", "text"]
+    wanted = sorted({s for s in strings if TOKEN.search(s) and s == s.strip()})
     if not wanted or paragraphs.empty:
         return pd.DataFrame(columns=columns).astype({"start": "int64", "end": "int64"})
-    pieces = [TOKEN.findall(s) for s in wanted]
-    vocabulary = {token: code for code, token in enumerate(sorted({t for p in pieces for t in p}))}
-    rows, starts, ends, codes = [], [], [], []
+    automaton = ahocorasick.Automaton()
+    for form in wanted:  # a form that begins (ends) with a word character must not continue a word there
+        automaton.add_word(form, (form, _WORD.match(form) is not None, _WORD.match(form, len(form) - 1) is not None))
+    automaton.make_automaton()
+    rows, starts, ends, texts = [], [], [], []
     for number, text in enumerate(paragraphs.text.tolist()):
-        found = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
-        rows += [number] * len(found)
-        starts += [start for start, _, _ in found]
-        ends += [end for _, end, _ in found]
-        codes += [vocabulary.get(token, -1) for _, _, token in found]
-    tokens = pd.DataFrame({"row": np.array(rows, dtype=np.int64), "start": starts, "code": codes})
-    row_of, end_of = tokens.row.to_numpy(), np.array(ends, dtype=np.int64)
-    forms = pd.DataFrame({"form": wanted, "n": [len(p) for p in pieces],
-                          "first": [vocabulary[p[0]] for p in pieces]})  # fmt: skip
-    candidates = tokens.reset_index(names="pos").merge(forms, left_on="code", right_on="first")
-    keep = np.ones(len(candidates), dtype=bool)
-    last = candidates.pos.to_numpy() + candidates.n.to_numpy() - 1
-    inside = last < len(tokens)
-    keep &= inside
-    last = np.where(inside, last, 0)
-    keep &= row_of[last] == candidates.row.to_numpy()
-    candidates = candidates[keep].assign(end=end_of[last[keep]])
-    texts = paragraphs.text.tolist()
-    exact = [texts[r][s:e] == f for r, s, e, f in zip(candidates.row.tolist(), candidates.start.tolist(),
-                                                      candidates.end.tolist(), candidates.form.tolist(),
-                                                      strict=True)]  # fmt: skip
-    found = candidates[np.array(exact, dtype=bool)] if len(candidates) else candidates
-    return pd.DataFrame({"row_id": paragraphs.row_id.to_numpy()[found.row.to_numpy()], "start": found.start,
-                         "end": found.end, "text": found.form}, columns=columns).reset_index(drop=True)  # fmt: skip
+        for last, (form, word_start, word_end) in automaton.iter(text):
+            end = last + 1
+            start = end - len(form)
+            if (word_start and start and _WORD.match(text, start - 1)) or (word_end and _WORD.match(text, end)):
+                continue
+            rows.append(number)
+            starts.append(start)
+            ends.append(end)
+            texts.append(form)
+    found = pd.DataFrame({"row": rows, "start": starts, "end": ends, "text": texts}).astype(
+        {"row": "int64", "start": "int64", "end": "int64"}).sort_values(["row", "start", "text"], kind="stable")
+    return pd.DataFrame({"row_id": paragraphs.row_id.to_numpy()[found.row.to_numpy()], "start": found.start.to_numpy(),
+                         "end": found.end.to_numpy(), "text": found.text.to_numpy()}, columns=columns)  # fmt: skip
 
 
 def disagreement_items(paragraphs: pd.DataFrame, disputes: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
