@@ -6,6 +6,11 @@ Builds a throw-away project whose seeds folder holds BENCH_PARAGRAPHS unique par
 starts its own Label Studio, measures each side BENCH_REPEATS times (alternating, best run kept, because a
 shared machine is noisy), stops the server, prints a markdown table and writes bench/results/latest.json (and
 paragraphs-<N>.json, to keep one result per size).
+
+    BENCH_STAGES=incremental BENCH_PARAGRAPHS=100000 BENCH_REPEATS=1 .venv/bin/python -m bench.run
+
+runs only what a loop turn costs (the annotated import, then `pull_incremental` and `release_incremental`) and
+writes bench/results/paragraphs-<N>-incremental.json, leaving latest.json alone.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ CHANGED_FRACTION = 0.01
 def main() -> int:
     paragraphs = int(os.environ.get("BENCH_PARAGRAPHS", "10000"))
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    only_incremental = os.environ.get("BENCH_STAGES", "all") == "incremental"
     for name in (server.ENV_URL, server.ENV_API_KEY):  # always our own server, whatever the shell says
         os.environ.pop(name, None)
     os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -58,7 +64,8 @@ def main() -> int:
         say(f"Label Studio {info.url} (pid {info.pid}) up in {info.seconds:.0f} s")
         try:
             with RssSampler(info.pid, interval=0.2) as server_rss:
-                stages_ = run_stages(root, project, paragraphs, repeats, server_rss)
+                run = run_incremental_only if only_incremental else run_stages
+                stages_ = run(root, project, paragraphs, repeats, server_rss)
             result = {
                 "paragraphs": paragraphs,
                 "words": total_words,
@@ -71,7 +78,9 @@ def main() -> int:
         finally:
             server.stop(project)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    for path in (RESULTS, RESULTS.with_name(f"paragraphs-{paragraphs}.json")):  # the latest, and per size
+    paths = ([RESULTS.with_name(f"paragraphs-{paragraphs}-incremental.json")] if only_incremental
+             else [RESULTS, RESULTS.with_name(f"paragraphs-{paragraphs}.json")])  # the latest, and per size
+    for path in paths:
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table(result))
     return 0
@@ -136,6 +145,19 @@ def run_stages(
     ) | {"model": model}
     out |= run_incremental(root, project, project_id, repeats, imported)
     return out
+
+
+def run_incremental_only(
+    root: str, project: Project, paragraphs: int, repeats: int, server_rss: RssSampler
+) -> dict[str, dict[str, Any]]:
+    """The annotated copy of the corpus (its annotations are the pre-annotations, edited), then only the
+    incremental pull and release against full ones."""
+    isolated(stages.workbench_preannotate, root)
+    annotated = isolated(stages.raw_import, root, "bench annotated", True)
+    imported = time.monotonic()
+    say(f"annotated copy: {annotated['count']:,} tasks with annotations imported at {annotated['per_second']:,.0f}/s")
+    stages.point_at(root, annotated["details"]["project_id"])
+    return run_incremental(root, project, annotated["details"]["project_id"], repeats, imported)
 
 
 def run_incremental(root: str, project: Project, project_id: int, rounds: int, last_change: float) -> dict[str, Any]:
