@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     paragraphs = int(os.environ.get("BENCH_PARAGRAPHS", "10000"))
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
-    report: dict[str, Any] = {"paragraphs": paragraphs, "repeats": repeats, "uptime_before": _uptime()}
+    report: dict[str, Any] = {"paragraphs": paragraphs, "repeats": repeats, "uptime_before": _uptime(),
+                              "machine": machine(None)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="workbench-cluster-bench-") as tmp:
         root = Path(tmp)
         (root / "configs").mkdir()
@@ -69,7 +70,6 @@ def main() -> int:
         "ratio": round(best_cluster["words_per_second"] / best_local["words_per_second"], 3),
         "per_worker_words_per_second": round(best_cluster["words_per_second"] / 2),
         "uptime_after": _uptime(),
-        "machine": machine(None),
     }
     out = REPO / "bench" / "results" / f"cluster-{paragraphs}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
