@@ -143,6 +143,21 @@ def test_occurrences_are_the_whole_token_ones(texts: list[str], forms: list[str]
     assert list(found.columns) == ["row_id", "start", "end", "text"]
 
 
+_PLACES = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 30), st.integers(1, 8)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(places=_PLACES, spans=_PLACES)
+def test_a_place_overlaps_a_span_when_they_share_a_character(places: list, spans: list) -> None:
+    def frame(triples: list) -> pd.DataFrame:
+        return pd.DataFrame([(row, start, start + length) for row, start, length in triples],
+                            columns=["row_id", "start", "end"]).astype({"start": "int64", "end": "int64"})  # fmt: skip
+
+    expected = [any(row == r and start < e and s < end for r, s, e in frame(spans).itertuples(index=False))
+                for row, start, end in frame(places).itertuples(index=False)]  # fmt: skip
+    assert analysis.overlaps_a_span(frame(places), frame(spans)).tolist() == expected
+
+
 # ---- disagreement: overlapping tasks read differently ---------------------------------------------------------
 
 

@@ -89,10 +89,7 @@ def missing_items(
     forms = _forms(spans)
     forms = forms[forms.mentions >= min_mentions]
     found = occurrences(paragraphs, forms.text)
-    if not found.empty:  # an occurrence that overlaps any span of its paragraph is not left unannotated
-        pairs = found.reset_index().merge(spans[["row_id", "start", "end"]], on="row_id", suffixes=("", "_span"))
-        covered = pairs[(pairs.start < pairs.end_span) & (pairs.start_span < pairs.end)]["index"]
-        found = found.drop(index=covered.unique())
+    found = found[~overlaps_a_span(found, spans)]  # an occurrence inside or across a span is not left unannotated
     unmarked = found.groupby("text").size().rename("unmarked")
     forms = forms.join(unmarked, on="text").fillna({"unmarked": 0})
     forms["marked_share"] = forms.mentions / (forms.mentions + forms.unmarked)
@@ -134,6 +131,25 @@ def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str]) -> pd.DataFram
         {"row": "int64", "start": "int64", "end": "int64"}).sort_values(["row", "start", "text"], kind="stable")
     return pd.DataFrame({"row_id": paragraphs.row_id.to_numpy()[found.row.to_numpy()], "start": found.start.to_numpy(),
                          "end": found.end.to_numpy(), "text": found.text.to_numpy()}, columns=columns)  # fmt: skip
+
+
+def overlaps_a_span(places: pd.DataFrame, spans: pd.DataFrame) -> np.ndarray:
+    """For each place (row_id, start, end), whether it overlaps any span of its row.
+
+    The spans are sorted by row and start with the furthest end reached so far in their row; a place overlaps a
+    span when the last span of its row starting before the place ends reaches past the place's start."""
+    if places.empty or spans.empty:
+        return np.zeros(len(places), dtype=bool)
+    rows = pd.Index(spans.row_id.unique())
+    span_row = rows.get_indexer(spans.row_id).astype(np.int64)
+    order = np.lexsort((spans.start.to_numpy(), span_row))
+    span_row, span_start = span_row[order], spans.start.to_numpy(dtype=np.int64)[order]
+    reach = pd.Series(spans.end.to_numpy(dtype=np.int64)[order]).groupby(span_row).cummax().to_numpy()
+    place_row = rows.get_indexer(places.row_id).astype(np.int64)  # -1: no span in that row
+    last = np.searchsorted((span_row << 32) | span_start, (place_row << 32) | places.end.to_numpy(dtype=np.int64)) - 1
+    found = (place_row >= 0) & (last >= 0)
+    last = np.where(found, last, 0)
+    return found & (span_row[last] == place_row) & (reach[last] > places.start.to_numpy(dtype=np.int64))
 
 
 def disagreement_items(paragraphs: pd.DataFrame, disputes: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -186,10 +202,8 @@ def model_items(paragraphs: pd.DataFrame, spans: pd.DataFrame, predictions: pd.D
               + ": " + pairs.suggestion + " (p=" + pairs.prob.round(2).astype(str) + ")")  # fmt: skip
     disagree = pairs.assign(reason="model", score=pairs.prob, detail=detail)
     # entities the model is sure of where the annotators marked nothing at all
-    cover = sure.reset_index().merge(spans[["row_id", "start", "end"]], on="row_id", suffixes=("", "_span"))
-    covered = cover[(cover.start < cover.end_span) & (cover.start_span < cover.end)]["index"].unique()
-    unmarked = sure.drop(index=covered).merge(paragraphs[["row_id", "task_id", "doc_id", "paragraph", "text"]],
-                                              on="row_id")  # fmt: skip
+    unmarked = sure[~overlaps_a_span(sure, spans)]
+    unmarked = unmarked.merge(paragraphs[["row_id", "task_id", "doc_id", "paragraph", "text"]], on="row_id")
     unmarked["text"] = _slices(unmarked.text, unmarked.start, unmarked.end)
     unmarked = unmarked.assign(
         reason="model", score=unmarked.prob, suggestion=unmarked.label, label="",
