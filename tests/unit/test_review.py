@@ -124,7 +124,9 @@ def _whole_token_occurrences(texts: Sequence[str], forms: Sequence[str]) -> list
     return sorted(found)
 
 
-_TEXT = st.text(alphabet="ab é.-'\n😀", max_size=40)  # an astral character: offsets count code points
+# an astral character (offsets count code points), "_" and a digit (word characters), a combining mark (a token of
+# its own), a no-break space and a tab (spaces)
+_TEXT = st.text(alphabet="ab é.-'\n😀_1\u0301\xa0\t", max_size=40)
 
 
 @settings(max_examples=300, deadline=None)
