@@ -221,4 +221,5 @@ def _reuse_rows(draft: ReleaseDraft, parent: ParentParts, records: pa.Table, pos
         raise Unusable("a reused row is not in the parent release")  # checked by `_usable` before any build
     rows_positions = pc.filter(pa.array(positions, pa.int64()), has_row).to_pylist()
     draft.reuse(parent.rows.take(where), rows_positions)
+    parent.rows = parent.rows.slice(0, 0)  # handed over: the parent's whole table is not needed again
     return frozenset(row_ids.to_pylist())

@@ -326,6 +326,8 @@ def _write_spacy_and_conll(
     finally:
         _parts.clear()
         _reuse.clear()
+    if reuse is not None:  # every shard has its pieces: let the parent's go before the DocBins are serialized
+        reuse.parent.parts.clear()
     pa.default_memory_pool().release_unused()
     for split in list(docbins):
         _write_file(folder / docbin_path(split), docbins.pop(split).to_bytes())
