@@ -21,11 +21,10 @@ import difflib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from workbench.articles import Article
-from workbench.records import Paragraph, Span, stable_hash
+from workbench.records import Paragraph, Span, stable_hash, stamp_time
 
 # The task data fields the corpus owns: a change in any of them is pushed to the task.
 CORPUS_FIELDS = ("text", "doc_id", "paragraph", "paragraphs", "position", "offset", "title")
@@ -223,15 +222,8 @@ def confirmed(annotation: Mapping[str, Any], held: Mapping[str, str]) -> bool:
         return True
     if not stamp:
         return False
-    return _moment(annotation.get("updated_at")) > _moment(stamp)
+    return stamp_time(annotation.get("updated_at")) > stamp_time(stamp)
 
-
-def _moment(stamp: Any) -> datetime:
-    try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _renamed_from(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -12,6 +13,16 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     """A hex digest of canonical JSON: the same input gives the same id in every run and on every machine."""
     canonical = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]
+
+
+def stamp_time(stamp: Any) -> datetime:
+    """A time stamp as Label Studio and the workbench write them (ISO 8601, `Z` or an offset, or naive meaning UTC)
+    as an aware datetime; anything unreadable or missing is the earliest time, so it never counts as later."""
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def text_key(text: str) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from workbench.records import stamp_time
+
 FLAG_FIELD = "review"
 RECORD_FIELD = "review_flag"
 PREFIX = "needs a second look: "
@@ -29,8 +31,8 @@ def message(items: Sequence[Mapping[str, Any]]) -> str:
 
 def resubmitted(flag: Mapping[str, Any], stamps: Iterable[str]) -> bool:
     """Whether an annotation of the task was submitted (or updated) after the flag was raised."""
-    seen = _moment(flag.get("seen"))
-    return any(_moment(stamp) > seen for stamp in stamps)
+    seen = stamp_time(flag.get("seen"))
+    return any(stamp_time(stamp) > seen for stamp in stamps)
 
 
 def reviewed_ids(flag: Mapping[str, Any], stamps: Iterable[str]) -> set[str]:
@@ -74,16 +76,9 @@ def flagged_data(
 
 def newest(stamps: Iterable[str]) -> str:
     """The latest of the annotations' `updated_at` stamps, as written ("" when there is none)."""
-    return max(stamps, key=_moment, default="")
+    return max(stamps, key=stamp_time, default="")
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
-
-def _moment(stamp: Any) -> datetime:
-    try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
