@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,7 +26,7 @@ import psutil
 from distributed import Client
 
 from bench.corpus import generate
-from bench.measure import MB, machine
+from bench.measure import MB, machine, uptime
 from tests.services import DaskCluster
 from workbench import workflow
 from workbench.project import Project
@@ -38,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     paragraphs = int(os.environ.get("BENCH_PARAGRAPHS", "10000"))
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
-    report: dict[str, Any] = {"paragraphs": paragraphs, "repeats": repeats, "uptime_before": _uptime(),
+    report: dict[str, Any] = {"paragraphs": paragraphs, "repeats": repeats, "uptime_before": uptime(),
                               "machine": machine(None)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="workbench-cluster-bench-") as tmp:
         root = Path(tmp)
@@ -69,7 +68,7 @@ def main() -> int:
         "cluster_cold": remote[0],
         "ratio": round(best_cluster["words_per_second"] / best_local["words_per_second"], 3),
         "per_worker_words_per_second": round(best_cluster["words_per_second"] / 2),
-        "uptime_after": _uptime(),
+        "uptime_after": uptime(),
     }
     out = REPO / "bench" / "results" / f"cluster-{paragraphs}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +106,6 @@ def _timed(project: Project, address: str | None, words: int, pids: list[int]) -
         "peak_rss_mb": {(["client", "scheduler"][i] if i < 2 else f"worker {i - 1}"): round(peaks[pid] / MB, 1)
                         for i, pid in enumerate(pids)},  # fmt: skip
     }
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def say(message: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 
 from bench.corpus import generate
-from bench.measure import RssSampler, machine
+from bench.measure import RssSampler, machine, uptime
 from tests.services import PostgresCluster, postgres_bindir
 from workbench import server, workflow
 from workbench.database import ENV_DATABASE
@@ -77,7 +76,7 @@ def main() -> int:
     setups = os.environ.get("BENCH_SETUPS", ",".join(SETUPS)).split(",")
     for name in (server.ENV_URL, server.ENV_API_KEY, ENV_DATABASE):  # always our own servers
         os.environ.pop(name, None)
-    report: dict[str, Any] = {"submissions_per_annotator": submissions, "workers": workers, "uptime_before": _uptime(),
+    report: dict[str, Any] = {"submissions_per_annotator": submissions, "workers": workers, "uptime_before": uptime(),
                               "machine": machine(None), "setups": {}}  # fmt: skip
     postgres = None
     try:
@@ -91,7 +90,7 @@ def main() -> int:
     finally:
         if postgres is not None:
             postgres.stop()
-    report["uptime_after"] = _uptime()
+    report["uptime_after"] = uptime()
     if setups:  # the load average was taken before the servers started; the version is known only now
         report["machine"]["versions"]["label-studio (server)"] = report["setups"][setups[0]]["version"]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -193,10 +192,6 @@ def _kind(response: httpx.Response) -> str:
     text = response.text.lower()
     known = next((k for k in ("database is locked", "deadlock", "timeout") if k in text), "")
     return f"HTTP {response.status_code}" + (f" {known}" if known else "")
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def table(report: dict[str, Any]) -> str:

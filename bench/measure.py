@@ -120,11 +120,15 @@ def machine(server_version: str | None) -> dict[str, Any]:
 
 def load_now() -> dict[str, Any]:
     """How busy the machine is right now (the bench shares it): `uptime` as printed, and the load averages."""
+    return {"uptime": uptime(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def uptime() -> str:
+    """`uptime` as printed ("" if it cannot run)."""
     try:
-        said = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        said = ""
-    return {"uptime": said, "load_average": [round(x, 2) for x in os.getloadavg()]}
+        return ""
 
 
 def _cpuinfo() -> list[str]:

@@ -119,11 +119,7 @@ def run_stages(
         lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
         {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
     ) | {"server_peak_rss_mb": server_rss.take_window()}
-    annotated = isolated(stages.raw_import, root, "bench annotated", True)
-    imported = time.monotonic()
-    project_id = annotated["details"]["project_id"]
-    say(f"annotated copy: {annotated['count']:,} tasks with annotations imported at {annotated['per_second']:,.0f}/s")
-    stages.point_at(root, project_id)
+    annotated, project_id, imported = annotated_copy(root)
     server_rss.take_window()
     out["pull"] = compare(
         "pull",
@@ -153,11 +149,18 @@ def run_incremental_only(
     """The annotated copy of the corpus (its annotations are the pre-annotations, edited), then only the
     incremental pull and release against full ones."""
     isolated(stages.workbench_preannotate, root)
+    _, project_id, imported = annotated_copy(root)
+    return run_incremental(root, project, project_id, repeats, imported)
+
+
+def annotated_copy(root: str) -> tuple[dict[str, Any], int, float]:
+    """Import a copy of the tasks, each with an annotation, and point the project at it: what pull exports and
+    release builds. Returns the import's measurement, the copy's project id and when it was imported."""
     annotated = isolated(stages.raw_import, root, "bench annotated", True)
     imported = time.monotonic()
     say(f"annotated copy: {annotated['count']:,} tasks with annotations imported at {annotated['per_second']:,.0f}/s")
     stages.point_at(root, annotated["details"]["project_id"])
-    return run_incremental(root, project, annotated["details"]["project_id"], repeats, imported)
+    return annotated, annotated["details"]["project_id"], imported
 
 
 def run_incremental(root: str, project: Project, project_id: int, rounds: int, last_change: float) -> dict[str, Any]:
