@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from click.testing import Result
+from typer.testing import CliRunner
+
 from workbench import server
+from workbench.cli import app
 from workbench.project import Project
 
 REPO_ROOT = Path(__file__).parents[1]
@@ -21,6 +26,14 @@ SERVER_ENV_BESIDES_LABEL_STUDIO = frozenset(
 SERVER_ENV_FOR_GUNICORN = frozenset({"DJANGO_SETTINGS_MODULE"})
 SERVER_ENV_FOR_POSTGRES = frozenset({"DJANGO_DB", "POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD", "POSTGRE_HOST",
                                      "POSTGRE_PORT"})  # fmt: skip
+
+
+def run_cli(root: Path, env: Mapping[str, str], *args: str) -> Result:
+    """`workbench -C ROOT ARGS` in this process; the calling test fails with the command's output unless it
+    succeeded."""
+    result = CliRunner().invoke(app, ["-C", str(root), *args], env=dict(env))
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def tree_digest(root: Path) -> str:

@@ -18,13 +18,11 @@ import datasets
 import pytest
 from label_studio_sdk.client import LabelStudio as LabelStudioSdk
 from playwright.sync_api import Page
-from typer.testing import CliRunner
 
 from tests.browser import ui
-from tests.support import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer, run_cli
 from workbench import server
 from workbench.articles import read_corpus
-from workbench.cli import app
 from workbench.interface import HOTKEYS, PALETTE, label_hints
 from workbench.labelstudio import accounts
 from workbench.pool import read_predictions
@@ -55,9 +53,7 @@ class Workspace:
     project_id: int = 0
 
     def cli(self, *args: str) -> Any:
-        result = CliRunner().invoke(app, ["-C", str(self.root), "--quiet", *args], env=self.env)
-        assert result.exit_code == 0, result.output
-        return result
+        return run_cli(self.root, self.env, "--quiet", *args)
 
     def predicted(self, doc_id: str, paragraph: int) -> list[Span]:
         """The model's spans of a paragraph, from the pre-annotations the workbench pushed."""

@@ -16,12 +16,10 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator
-from tests.support import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer, run_cli
 from workbench import server
-from workbench.cli import app
 from workbench.labelstudio import accounts
 from workbench.project import read_json
 
@@ -56,8 +54,7 @@ def report_page(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathF
     env = {server.ENV_URL: ls_server.url, server.ENV_API_KEY: ls_server.connection.api_key}
 
     def cli(*args: str) -> None:
-        result = CliRunner().invoke(app, ["-C", str(root), "--quiet", *args], env=env)
-        assert result.exit_code == 0, result.output
+        run_cli(root, env, "--quiet", *args)
 
     cli("run")
     project_id = int(read_json(root / ".workbench" / "project.json")["project_id"])

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region
-from tests.support import LabelStudioServer
+from tests.support import LabelStudioServer, run_cli
 from workbench import server
 from workbench.cli import app
 from workbench.project import read_json
@@ -45,9 +45,7 @@ class Changed:
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def cli(self, *args: str) -> Any:
-        result = CliRunner().invoke(app, ["-C", str(self.root), *args], env=self.env)
-        assert result.exit_code == 0, result.output
-        return result
+        return run_cli(self.root, self.env, *args)
 
     def release(self, version: str) -> Path:
         return self.root / "exports" / "news-ner" / version

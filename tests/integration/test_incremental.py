@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region
-from tests.support import LabelStudioServer
+from tests.support import LabelStudioServer, run_cli
 from workbench import server
 from workbench.cli import app
 from workbench.labelstudio import LabelStudio, accounts
@@ -55,9 +55,7 @@ class Loop:
     outputs: dict[str, str] = field(default_factory=dict)
 
     def cli(self, *args: str) -> str:
-        result = CliRunner().invoke(app, ["-C", str(self.root), *args], env=self.env)
-        assert result.exit_code == 0, result.output
-        return result.output
+        return run_cli(self.root, self.env, *args).output
 
     @property
     def project(self) -> Project:

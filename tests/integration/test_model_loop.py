@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, prediction_regions
-from tests.support import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer, run_cli
 from workbench import server
-from workbench.cli import app
 from workbench.project import read_json
 
 ARTICLES = ["000_bb9e4f9b37ecf79a", "001_7bfbf6bffcecbea4", "002_ba5d5ad38cf6adfd", "003_52927cc6cf4faa95"]
@@ -36,9 +34,7 @@ class Loop:
     outputs: dict[str, str] = field(default_factory=dict)
 
     def cli(self, *args: str) -> str:
-        result = CliRunner().invoke(app, ["-C", str(self.root), *args], env={**self.env, "COLUMNS": "200"})
-        assert result.exit_code == 0, result.output
-        return result.stdout
+        return run_cli(self.root, {**self.env, "COLUMNS": "200"}, *args).stdout
 
     def tasks(self) -> list[dict[str, Any]]:
         listed = self.admin.client.tasks.list(project=self.project_id, fields="all", page_size=1000)

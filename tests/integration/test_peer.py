@@ -34,12 +34,10 @@ from typing import Any
 import datasets
 import pytest
 from label_studio_sdk.converter import Converter
-from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text, utf16
-from tests.support import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer, run_cli
 from workbench import server
-from workbench.cli import app
 from workbench.project import read_json
 
 TITLE = "Peer comparison project"
@@ -179,9 +177,7 @@ def compared(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
     env = {server.ENV_URL: ls_server.url, server.ENV_API_KEY: ls_server.connection.api_key}
 
     def cli(*args: str) -> str:
-        result = CliRunner().invoke(app, ["-C", str(root), *args], env=env)
-        assert result.exit_code == 0, result.output
-        return result.output
+        return run_cli(root, env, *args).output
 
     cli("run")
     project_id = int(read_json(root / ".workbench" / "project.json")["project_id"])

@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 import spacy
-from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text, utf16
-from tests.support import REPO_ROOT, LabelStudioServer
+from tests.support import REPO_ROOT, LabelStudioServer, run_cli
 from workbench import server
-from workbench.cli import app
 from workbench.config import DEFAULT_LABELS
 from workbench.labelstudio import accounts
 from workbench.project import read_json
@@ -67,9 +65,7 @@ class Expected:
     report: dict[str, Any] = field(default_factory=dict)
 
     def cli(self, *args: str) -> Any:
-        result = CliRunner().invoke(app, ["-C", str(self.root), *args], env=self.env)
-        assert result.exit_code == 0, result.output
-        return result
+        return run_cli(self.root, self.env, *args)
 
     def count(self, **buckets: int) -> None:
         self.buckets.update(buckets)
