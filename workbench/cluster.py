@@ -15,6 +15,7 @@ This module, and with it Dask, is imported only when a cluster is set.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
@@ -33,6 +34,9 @@ from workbench.records import Span
 PARTITION_SIZE = 256
 IN_FLIGHT_PER_WORKER = 2
 CONNECT_SECONDS = 10
+# A scheduler that is down refuses at once; a host that does not answer at all is given this long (Dask's own
+# connect retries for CONNECT_SECONDS whatever the cause).
+PROBE_SECONDS = 3
 WORKERS_WAIT_SECONDS = 30
 
 Found = tuple[tuple[Span, ...], Counter[str], float]  # kept spans, dropped labels, the paragraph's score
@@ -81,6 +85,14 @@ def loaded_pipelines(model_name: str, dask_worker: Any) -> tuple[str, int]:
     return plugin.version, plugin.loads
 
 
+def _probe(address: str) -> None:
+    """A plain TCP connection to the scheduler's port first: refused or unanswered, OSError in seconds, not after
+    Dask's retries."""
+    host, _, port = address.partition("://")[2].rpartition(":")
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
+        pass
+
+
 class ClusterPipeline:
     """The pipeline on the workers of a Dask cluster: its `version`, and `annotate(texts)` in order."""
 
@@ -93,6 +105,7 @@ class ClusterPipeline:
     @contextlib.contextmanager
     def open(cls, address: str, model_name: str, labels: Sequence[str], batch_size: int) -> Iterator[ClusterPipeline]:
         try:
+            _probe(address)
             client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(

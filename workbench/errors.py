@@ -150,6 +150,13 @@ class NotPushedError(MissingStepError):
     """A command needs the Label Studio project, and nothing was pushed to one yet."""
 
 
+class CorpusChangeError(WorkbenchError):
+    """The seeds changed so that a push would retire paragraphs someone annotated or skipped; it retires them
+    only when told to (`push --retire-annotated`)."""
+
+    exit_code = 15
+
+
 class ClusterError(WorkbenchError):
     """The Dask cluster cannot be reached, has no worker, or its workers cannot run the pipeline."""
 

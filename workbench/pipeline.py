@@ -24,8 +24,10 @@ def load_ner_pipeline(name: str, root: Path | None = None) -> tuple[Any, str]:
     enabled; return it and its version."""
     import spacy
 
+    given = name
     name = resolve(name, root)
     folder = Path(name)
+    _check_is_a_pipeline_name(given, root)
     if folder.is_dir() and not (folder / "config.cfg").is_file():
         raise ModelError(
             f"The folder {name} is not a spaCy pipeline (it has no config.cfg). Point --model or [model] name at "
@@ -53,6 +55,23 @@ def load_ner_pipeline(name: str, root: Path | None = None) -> tuple[Any, str]:
     }
     nlp.select_pipes(enable=[pipe_name for pipe_name in nlp.pipe_names if pipe_name in needed])
     return nlp, model_version(nlp.meta)
+
+
+def _check_is_a_pipeline_name(name: str, root: Path | None) -> None:
+    """A file, or a path to nothing, is not a pipeline: said as such, not as a package that is not installed."""
+    places = [Path(name)] if root is None or Path(name).is_absolute() else [Path(root) / name, Path(name)]
+    if any(place.is_file() for place in places):
+        raise ModelError(
+            f"{name} is a file, not a spaCy pipeline. Point --model or [model] name at a pipeline folder (such as "
+            "one `workbench train` wrote under models/; `workbench models` lists them) or an installed package."
+        )
+    looks_like_a_path = "/" in name or name.startswith((".", "~"))
+    if looks_like_a_path and not any(place.exists() for place in places):
+        raise ModelError(
+            f"There is no pipeline folder {name} (relative paths are read from the project folder). Point --model "
+            "or [model] name at a pipeline folder (`workbench models` lists the trained ones) or an installed "
+            "package."
+        )
 
 
 def pipeline_version(name: str) -> str:

@@ -75,6 +75,16 @@ def reusable(path: Path, model_version: str, label_set: str, keys: Iterable[str]
     return table.filter(pc.and_(same, wanted))
 
 
+def pool_keys(path: Path) -> set[str]:
+    """The text keys the pool holds a prediction for (only that column is read); none if there is no pool."""
+    if not path.exists():
+        return set()
+    try:
+        return set(pq.read_table(path, columns=["key"]).column("key").to_pylist())
+    except (OSError, pa.ArrowException):
+        return set()
+
+
 def read_predictions(path: Path, keys: Iterable[str] | None = None) -> Iterator[Prediction]:
     """The pool's predictions (of the texts `keys`, or all), streamed in batches."""
     if not path.exists():

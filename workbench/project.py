@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from workbench.config import DEFAULT_CONFIG, Config, load_config
-from workbench.errors import BusyError
+from workbench.errors import BusyError, OutputPathError
 from workbench.processes import alive
 
 
@@ -123,7 +124,11 @@ class Project:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file so readers see the old content or the new, never half of it."""
+    """Write a file so readers see the old content or the new, never half of it.
+
+    A symbolic link is followed and its target written (the link stays a link); a path that exists and is not a
+    regular file (a device, a FIFO, a socket, a folder) is refused with OutputPathError, never replaced."""
+    path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -137,6 +142,35 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def writable_target(path: Path) -> Path:
+    """The file a write to `path` lands in: the target of a symbolic link (followed to the end), or `path` itself;
+    OutputPathError if something that is not a regular file is there, which an atomic rename would replace."""
+    target = Path(os.path.realpath(path))
+    try:
+        found = target.stat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise OutputPathError(f"{path} cannot be checked ({exc.strerror or exc}); name another file.") from None
+    if not stat.S_ISREG(found.st_mode):
+        kind = _kind_of(found.st_mode)
+        shown = f"{path} (a link to {target})" if target != Path(os.path.abspath(path)) else str(path)
+        raise OutputPathError(
+            f"{shown} is {kind}, not a regular file, so the workbench will not write over it. Name a regular file, "
+            "e.g. report.html."
+        )
+    return target
+
+
+def _kind_of(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:

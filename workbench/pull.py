@@ -40,8 +40,9 @@ from workbench.snapshots import (
     checked_lines,
     clear_unstamped,
     iter_export,
-    latest_snapshot,
     line_id,
+    newest_on_disk,
+    record_latest,
     snapshot_path,
     task_line,
     unstamped,
@@ -120,6 +121,7 @@ def pull(project: Project, client: LabelStudio, *, full: bool = False) -> PullRe
                                        label_studio_version=version, project_created_at=created)  # fmt: skip
         atomic_write_json(snapshot.meta_path, snapshot.as_dict())
         os.replace(tmp, final)
+        record_latest(project, snapshot)
         if snapshot.kind == "full":
             clear_unstamped(project)
     except OSError as exc:
@@ -140,9 +142,8 @@ def _base_for(project: Project, project_id: int, version: str, created: str) -> 
     changed_unstamped = unstamped(project)
     if changed_unstamped:
         return None, f"{changed_unstamped} since the last full pull, which Label Studio does not stamp on the tasks"
-    try:
-        base = latest_snapshot(project)
-    except SnapshotError:
+    base = newest_on_disk(project)
+    if base is None:
         return None, "the newest snapshot's record cannot be read"
     if base.layout != LINES or not base.watermark:
         return None, f"the newest snapshot, {base.path.name}, was made by an earlier workbench"

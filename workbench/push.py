@@ -19,7 +19,7 @@ from more_itertools import chunked
 
 from workbench.articles import Corpus
 from workbench.carry import carry_edit, clear_confirmed, retire
-from workbench.errors import ConfigError, NotPreannotatedError, ServerError
+from workbench.errors import ConfigError, CorpusChangeError, NotPreannotatedError, ServerError
 from workbench.interface import project_settings
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import ensure_project
@@ -73,7 +73,7 @@ def to_prediction(text: str, prediction: Prediction) -> dict[str, Any]:
 def plan_for(project: Project, corpus: Corpus, client: LabelStudio, project_id: int) -> tuple[Plan, list[Pushed]]:
     """What pushing `corpus` would change in the project (nothing is changed here)."""
     pushed = [
-        Pushed(task["id"], task["data"], task["submitted"], tuple(task["model_versions"]))
+        Pushed(task["id"], task["data"], task["submitted"], tuple(task["model_versions"]), task["skipped"])
         for task in client.tasks_data(project_id)
         if task["data"].get("key")
     ]
@@ -89,10 +89,13 @@ def push(
     client: LabelStudio,
     *,
     next_n: int | None = None,
+    retire_annotated: bool = False,
     progress: Progress | None = None,
 ) -> PushSummary:
     """Bring the project to the corpus: retire what is gone, update what changed, import what is new (with
-    `next_n`, only the `next_n` new paragraphs the model is least sure of: the rest wait in the pool)."""
+    `next_n`, only the `next_n` new paragraphs the model is least sure of: the rest wait in the pool). Tasks
+    someone annotated or skipped are retired only with `retire_annotated`; otherwise nothing is changed and
+    CorpusChangeError names them."""
     paragraphs = list(corpus.paragraphs())
     predictions = _predictions_for(project, paragraphs)
     model_version = next(iter(predictions.values())).model_version if predictions else "none"
@@ -103,6 +106,8 @@ def push(
     # (Label Studio refuses a model version no prediction of the project has)
     client.update_project(project_id, **{k: v for k, v in settings.items() if k != "model_version"})
     plan, pushed = plan_for(project, corpus, client, project_id)
+    if plan.retiring_annotated and not retire_annotated:
+        raise retiring_annotated_error(plan)
     waiting = len(plan.imports)
     if next_n is not None:
         scores = {key: prediction.score for key, prediction in predictions.items()}
@@ -111,7 +116,7 @@ def push(
         project_id=project_id,
         project_url=f"{client.url}/projects/{project_id}/data",
         paragraphs=len(paragraphs),
-        already_there=len(paragraphs) - len(plan.imports),
+        already_there=len(paragraphs) - waiting,
         imported=0,
         batches=0,
         changes=plan.counts(),
@@ -218,6 +223,20 @@ def _check_labels_kept(project: Project, client: LabelStudio, project_id: int) -
             f'them to labels, or map each to a listed label (label_mapping = {{ {lost[0]} = "<LABEL>" }}), and '
             "push again."
         )
+
+
+def retiring_annotated_error(plan: Plan) -> CorpusChangeError:
+    """What a push says instead of retiring annotated paragraphs nobody asked it to retire."""
+    counts = plan.retiring_annotated
+    articles = ", ".join(f"{doc} ({n})" for doc, n in sorted(counts.items())[:8])
+    more = f" and {len(counts) - 8} more articles" if len(counts) > 8 else ""
+    return CorpusChangeError(
+        f"{sum(counts.values())} annotated or skipped paragraph(s) are no longer in the seeds, in article(s) "
+        f"{articles}{more}: a push would retire their tasks, and their annotations would leave the next release. "
+        "Nothing was changed. If the text was only moved or edited, check that it is in the seeds (a paragraph is "
+        "found again in any file, edits included, while it stays similar); if removing it is what you want, run "
+        "`workbench push --retire-annotated`."
+    )
 
 
 def _refused_error(summary: PushSummary, unsent: int) -> ServerError:

@@ -7,10 +7,12 @@ the text itself:
 
 - an article is the seed file of the same name, or else (renamed) the one file whose paragraphs are all found,
   word for word, among the tasks of an article whose file is gone;
-- within an article, a paragraph is the task with the same text, or else (edited) the task whose text is most
-  similar to it, at least `edit_similarity` by `difflib` (1.0 = identical); anything less similar is a new
-  paragraph, and the old task is retired;
-- tasks left over (paragraphs deleted, files removed) are retired: tagged in their data, never deleted.
+- a paragraph is the task with the same text in its article, or else the task with the same text in any article
+  (moved, split off, merged in), or else (edited) the task whose text is most similar to it, at least
+  `edit_similarity` by `difflib` (1.0 = identical), in its article first, then in any; anything less similar is a
+  new paragraph. So a rename with an edit, a split and a merge keep every paragraph's task and annotations;
+- tasks left over (paragraphs deleted, files removed) are retired: tagged in their data, never deleted. The plan
+  names the ones someone annotated or skipped (`retiring_annotated`), and `push` retires those only when told to.
 
 Everything here is pure: it turns lists into a plan, and `push` carries the plan out.
 """
@@ -39,6 +41,12 @@ class Pushed:
     data: Mapping[str, Any]
     submitted: int = 0
     model_versions: tuple[str, ...] = ()
+    skipped: int = 0
+
+    @property
+    def annotated(self) -> bool:
+        """Someone submitted or skipped it: work a retirement would take out of the next release."""
+        return self.submitted > 0 or self.skipped > 0
 
     @property
     def key(self) -> str:
@@ -83,6 +91,10 @@ class Plan:
     retirements: list[Update] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # old doc_id -> new doc_id
     unchanged: int = 0
+    # paragraphs found again in another article (split, merged, moved): old doc_id -> {new doc_id: paragraphs}
+    across: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # tasks someone annotated (or skipped) that the plan would retire, by article: `push` asks before it does
+    retiring_annotated: Counter[str] = field(default_factory=Counter)
 
     @property
     def edited(self) -> list[Update]:
@@ -95,6 +107,8 @@ class Plan:
             "moved": sum(1 for u in self.updates if u.moved and not u.edited),
             "renamed_articles": len(self.renamed),
             "retired": len(self.retirements),
+            "retired_annotated": sum(self.retiring_annotated.values()),
+            "moved_across_articles": sum(n for counts in self.across.values() for n in counts.values()),
             "restored": sum(1 for u in self.updates if u.restored),
             "unchanged": self.unchanged,
         }
@@ -108,7 +122,13 @@ def reconcile(
     keep_retired: bool = False,
     retired_reason: str = "no longer in the seeds",
 ) -> Plan:
-    """The plan that makes Label Studio hold exactly the paragraphs of `articles`, each once."""
+    """The plan that makes Label Studio hold exactly the paragraphs of `articles`, each once.
+
+    Paragraphs are matched to tasks in four passes, the surest first: the same text in the same article (or the
+    article it was renamed from), the same text anywhere among the tasks still unmatched, then a close edit in the
+    same article, then a close edit anywhere (among the tasks of the articles the paragraph's neighbours came from,
+    or every unmatched task when that is cheap). So a paragraph keeps its task, key and annotations whatever file
+    it now stands in: renamed and edited at once, split into two files, or merged from two."""
     by_doc: dict[str, list[Pushed]] = defaultdict(list)
     for task in sorted(pushed, key=lambda t: t.task_id):
         by_doc[task.doc_id].append(task)
@@ -116,68 +136,176 @@ def reconcile(
     current = {article.doc_id for article in articles}
     plan = Plan()
     claimed: set[str] = set()
+    matcher = _Matcher(edit_similarity)
     for article in articles:
         old_doc = article.doc_id if article.doc_id in by_doc else _renamed_from(article, by_doc, current, claimed)
         if old_doc is not None:
             claimed.add(old_doc)
             if old_doc != article.doc_id:
                 plan.renamed[old_doc] = article.doc_id
-        tasks = by_doc.get(old_doc, []) if old_doc is not None else []
-        pairs, new, left = match_paragraphs(article.paragraphs, tasks, edit_similarity)
-        for paragraph, task in pairs:
-            update = _update_for(paragraph, task)
-            if update is None:
-                plan.unchanged += 1
-            else:
-                plan.updates.append(update)
-        for paragraph in new:
-            key = _fresh_key(paragraph.key, used_keys)
-            used_keys.add(key)
-            plan.imports.append(_with_key(paragraph, key))
-        if not keep_retired:
-            plan.retirements += [_retired(task, retired_reason) for task in left if not task.retired]
+        matcher.add(article, by_doc.get(old_doc, []) if old_doc is not None else [])
+    for doc_id, tasks in by_doc.items():
+        if doc_id not in claimed:
+            matcher.add_unclaimed(tasks)
+    pairs, new, left = matcher.match()
+    for paragraph, task in pairs:
+        update = _update_for(paragraph, task)
+        if update is None:
+            plan.unchanged += 1
+        else:
+            plan.updates.append(update)
+        if task.doc_id != paragraph.doc_id and plan.renamed.get(task.doc_id) != paragraph.doc_id:
+            plan.across[task.doc_id][paragraph.doc_id] += 1
+    for paragraph in new:
+        key = _fresh_key(paragraph.key, used_keys)
+        used_keys.add(key)
+        plan.imports.append(_with_key(paragraph, key))
     if not keep_retired:
-        for doc_id, tasks in by_doc.items():
-            if doc_id not in claimed:
-                plan.retirements += [_retired(task, retired_reason) for task in tasks if not task.retired]
+        plan.retirements = [_retired(task, retired_reason) for task in left if not task.retired]
+        plan.retiring_annotated = Counter(task.doc_id for task in left if not task.retired and task.annotated)
+    _renames_with_edits(plan, current, set(by_doc))
     return plan
 
 
-def match_paragraphs(
-    paragraphs: Sequence[Paragraph], tasks: Sequence[Pushed], edit_similarity: float
-) -> tuple[list[tuple[Paragraph, Pushed]], list[Paragraph], list[Pushed]]:
-    """Pair each paragraph with its task: the same text first (the same position preferred, then a live task),
-    then the most similar live task at or above `edit_similarity`. Returns (pairs, new paragraphs, tasks left)."""
-    free = list(tasks)
-    pairs: list[tuple[Paragraph, Pushed]] = []
-    unmatched: list[Paragraph] = []
+class _Matcher:
+    """Paragraphs and tasks gathered article by article, then paired in the four passes `reconcile` describes."""
+
+    def __init__(self, edit_similarity: float) -> None:
+        self.edit_similarity = edit_similarity
+        self.groups: list[tuple[Article, list[Pushed]]] = []
+        self.unclaimed: list[Pushed] = []
+
+    def add(self, article: Article, tasks: list[Pushed]) -> None:
+        self.groups.append((article, list(tasks)))
+
+    def add_unclaimed(self, tasks: list[Pushed]) -> None:
+        self.unclaimed += tasks
+
+    def match(self) -> tuple[list[tuple[Paragraph, Pushed]], list[Paragraph], list[Pushed]]:
+        """(pairs in corpus order, paragraphs no task holds, tasks no paragraph holds)."""
+        pairs: dict[tuple[str, int], Pushed] = {}
+        waiting: list[tuple[Article, list[Paragraph], list[Pushed]]] = []
+        for article, tasks in self.groups:  # 1: the same text in the same article
+            found, rest, left = _same_text(article.paragraphs, tasks)
+            pairs.update(found)
+            waiting.append((article, rest, left))
+        pool = [task for _, _, left in waiting for task in left] + self.unclaimed
+        unmatched = [p for _, rest, _ in waiting for p in rest]
+        found, unmatched, pool = _same_text(unmatched, pool)  # 2: the same text anywhere
+        pairs.update(found)
+        still = {_place(p) for p in unmatched}
+        taken = {task.task_id for task in pairs.values()}
+        for _, rest, left in waiting:  # 3: a close edit in the same article
+            here = [p for p in rest if _place(p) in still]
+            found = _similar(here, [t for t in left if t.task_id not in taken], self.edit_similarity)
+            pairs.update(found)
+            taken |= {task.task_id for task in found.values()}
+            still -= set(found)
+        pool = [task for task in pool if task.task_id not in taken]
+        unmatched = [p for p in unmatched if _place(p) in still]
+        found = self._similar_anywhere(unmatched, pool, pairs)  # 4: a close edit anywhere
+        pairs.update(found)
+        taken |= {task.task_id for task in found.values()}
+        order = [p for article, _ in self.groups for p in article.paragraphs]
+        matched = [(p, pairs[_place(p)]) for p in order if _place(p) in pairs]
+        new = [p for p in order if _place(p) not in pairs]
+        every = [task for _, tasks in self.groups for task in tasks] + self.unclaimed
+        left = sorted({task.task_id: task for task in every if task.task_id not in taken}.values(),
+                      key=lambda t: t.task_id)  # fmt: skip
+        return matched, new, left
+
+    def _similar_anywhere(
+        self, paragraphs: list[Paragraph], tasks: list[Pushed], pairs: Mapping[tuple[str, int], Pushed]
+    ) -> dict[tuple[str, int], Pushed]:
+        """Close edits across articles: among every unmatched task when there are few enough pairs to compare,
+        else among the tasks of the articles the paragraph's article already took tasks from."""
+        live = [task for task in tasks if not task.retired]
+        if not paragraphs or not live:
+            return {}
+        if len(paragraphs) * len(live) <= MAX_PAIRS_COMPARED:
+            return _similar(paragraphs, live, self.edit_similarity)
+        sources: dict[str, set[str]] = defaultdict(set)
+        for (doc_id, _), task in pairs.items():
+            sources[doc_id].add(task.doc_id)
+        found: dict[tuple[str, int], Pushed] = {}
+        by_doc: dict[str, list[Pushed]] = defaultdict(list)
+        for task in live:
+            by_doc[task.doc_id].append(task)
+        by_article: dict[str, list[Paragraph]] = defaultdict(list)
+        for paragraph in paragraphs:
+            by_article[paragraph.doc_id].append(paragraph)
+        for doc_id, group in by_article.items():
+            taken = {task.task_id for task in found.values()}
+            near = [t for d in sorted(sources[doc_id]) for t in by_doc.get(d, []) if t.task_id not in taken]
+            found.update(_similar(group, near, self.edit_similarity))
+        return found
+
+
+# Across articles, every unmatched paragraph is compared with every unmatched task up to this many pairs; beyond,
+# only with the tasks of the articles its article's other paragraphs came from (a corpus replaced wholesale).
+MAX_PAIRS_COMPARED = 200_000
+
+
+def _place(paragraph: Paragraph) -> tuple[str, int]:
+    return (paragraph.doc_id, paragraph.index)
+
+
+def _same_text(
+    paragraphs: Sequence[Paragraph], tasks: Sequence[Pushed]
+) -> tuple[dict[tuple[str, int], Pushed], list[Paragraph], list[Pushed]]:
+    """Each paragraph paired with a task of the same text: the same article and position preferred, then a live
+    task, then the oldest. Returns (pairs, paragraphs left, tasks left)."""
+    by_text: dict[str, list[Pushed]] = defaultdict(list)
+    for task in tasks:
+        by_text[task.text].append(task)
+    pairs: dict[tuple[str, int], Pushed] = {}
+    rest: list[Paragraph] = []
     for paragraph in paragraphs:
-        same = [task for task in free if task.text == paragraph.text]
+        same = by_text.get(paragraph.text)
         if same:
-            task = min(same, key=lambda t: (t.index != paragraph.index, t.retired, t.task_id))
-            free.remove(task)
-            pairs.append((paragraph, task))
+            task = min(same, key=lambda t: (t.doc_id != paragraph.doc_id, t.index != paragraph.index, t.retired,
+                                            t.task_id))  # fmt: skip
+            same.remove(task)
+            pairs[_place(paragraph)] = task
         else:
-            unmatched.append(paragraph)
+            rest.append(paragraph)
+    left = [task for group in by_text.values() for task in group]
+    return pairs, rest, sorted(left, key=lambda t: t.task_id)
+
+
+def _similar(
+    paragraphs: Sequence[Paragraph], tasks: Sequence[Pushed], edit_similarity: float
+) -> dict[tuple[str, int], Pushed]:
+    """Paragraphs paired with live tasks whose text is at least `edit_similarity` alike, the most alike first."""
     candidates = sorted(
         (
-            (-ratio, paragraph.index, task.task_id, paragraph, task)
-            for paragraph in unmatched
-            for task in free
+            (-ratio, paragraph.doc_id, paragraph.index, task.task_id, paragraph, task)
+            for paragraph in paragraphs
+            for task in tasks
             if not task.retired and (ratio := similarity(paragraph.text, task.text)) >= edit_similarity
         ),
-        key=lambda c: c[:3],
+        key=lambda c: c[:4],
     )
-    taken_p: set[int] = set()
-    taken_t: set[int] = set()
-    for _, _, _, paragraph, task in candidates:
-        if paragraph.index not in taken_p and task.task_id not in taken_t:
-            taken_p.add(paragraph.index)
-            taken_t.add(task.task_id)
-            pairs.append((paragraph, task))
-    new = [p for p in unmatched if p.index not in taken_p]
-    left = [t for t in free if t.task_id not in taken_t]
-    return sorted(pairs, key=lambda pair: pair[0].index), new, left
+    pairs: dict[tuple[str, int], Pushed] = {}
+    taken: set[int] = set()
+    for *_, paragraph, task in candidates:
+        if _place(paragraph) not in pairs and task.task_id not in taken:
+            taken.add(task.task_id)
+            pairs[_place(paragraph)] = task
+    return pairs
+
+
+def _renames_with_edits(plan: Plan, current: set[str], pushed_docs: set[str]) -> None:
+    """An article whose file is gone and whose paragraphs now stand, mostly, in one new file was renamed (with
+    edits, or split): said as a rename, its other paragraphs as moved across articles."""
+    for old, destinations in sorted(plan.across.items()):
+        if old in current or old in plan.renamed:
+            continue
+        new, _ = destinations.most_common(1)[0]
+        if new not in pushed_docs and new not in plan.renamed.values():
+            plan.renamed[old] = new
+            del destinations[new]
+    plan.across = defaultdict(Counter, {old: dests for old, dests in plan.across.items() if dests})
 
 
 def similarity(a: str, b: str) -> float:

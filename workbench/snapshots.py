@@ -12,6 +12,7 @@ one, so memory does not grow with the project.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -106,18 +107,25 @@ def _unstamped_path(project: Project) -> Path:
 
 
 def latest_snapshot(project: Project) -> Snapshot:
-    """The newest snapshot, with its record. A pull renames the export into place only after its record is
-    written, so an export without a readable record was damaged afterwards: that is an error naming it, never a
-    silent step back to an older snapshot."""
+    """The snapshot the latest pull recorded, with its record: what release, review and report read.
+
+    The newest name among the exports, their records and the latest pull's note (`record_latest`) is the one to
+    read; if its export or its record is gone or unreadable, that is an error naming it, never a silent step back
+    to an older snapshot (whose release would lack the newest annotations)."""
     folder = project.snapshots_dir
-    found = folder.glob("*.json") if folder.is_dir() else []
-    candidates = sorted(p for p in found if not p.name.endswith(".meta.json"))
-    if not candidates:
+    names = _snapshot_names(project)
+    if not names:
         raise SnapshotError(
             f"There is no snapshot in {folder} yet. Run `workbench pull` to fetch the annotations first."
         )
-    path = candidates[-1]
+    path = folder / f"{names[-1]}.json"
     meta = meta_path_for(path)
+    if not path.is_file():
+        raise SnapshotError(
+            f"The newest snapshot {path.name} is missing from {folder} (its record {meta.name} or the latest "
+            f"pull's note names it), so building from the one before it would silently leave out the newest "
+            f"annotations. Run `workbench pull` for a new snapshot."
+        )
     try:
         return read_snapshot(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -127,6 +135,42 @@ def latest_snapshot(project: Project) -> Snapshot:
             f"and whether it is intact cannot be checked. Run `workbench pull` for a new snapshot (or move "
             f"{path.name} out of {folder} to build from the one before it)."
         ) from None
+
+
+def newest_on_disk(project: Project) -> Snapshot | None:
+    """The newest snapshot in the folder, if its export and record are both readable; else None. What an
+    incremental pull may build on: a damaged newest one means a full export, and a newest one removed whole means
+    building on the one before it (more tasks fetched, never a different result)."""
+    names = _snapshot_names(project, noted=False)
+    if not names:
+        return None
+    path = project.snapshots_dir / f"{names[-1]}.json"
+    try:
+        return read_snapshot(path) if path.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_latest(project: Project, snapshot: Snapshot) -> None:
+    """Note which snapshot the latest pull wrote, once it is in place (see `latest_snapshot`)."""
+    atomic_write_json(_latest_path(project), {"snapshot": snapshot.path.name, "sha256": snapshot.sha256})
+
+
+def _latest_path(project: Project) -> Path:
+    return project.state_dir / "latest-snapshot.json"
+
+
+def _snapshot_names(project: Project, *, noted: bool = True) -> list[str]:
+    """Every snapshot name (a file stem, which sorts by time) that an export, a record or (`noted`) the latest
+    pull's note gives, oldest first."""
+    folder = project.snapshots_dir
+    names = set()
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        names.add(path.name.removesuffix(".meta.json").removesuffix(".json"))
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, KeyError):
+        if noted:
+            names.add(str(read_json(_latest_path(project))["snapshot"]).removesuffix(".json"))
+    return sorted(name for name in names if name)
 
 
 def read_snapshot(path: Path) -> Snapshot:

@@ -32,6 +32,7 @@ from spacy.util import Config, load_config, load_config_from_str
 from workbench.errors import ModelError, TrainError
 from workbench.pipeline import load_ner_pipeline, model_version, resolve
 from workbench.project import Project, file_sha256, remove_stale_temps, temp_path
+from workbench.release.inspect import verify_release
 from workbench.release.layout import MANIFEST, docbin_path
 from workbench.release.manifest import read_manifest
 from workbench.release.versions import release_folder
@@ -79,6 +80,13 @@ def train(
     config, settings = project.config, project.config.train
     folder = release_folder(project.releases_dir, version)
     manifest = read_manifest(project.releases_dir, version)
+    problems = verify_release(project.releases_dir, version)
+    if problems:
+        raise TrainError(
+            f"Release {version} does not match its manifest ({'; '.join(problems)}), so a model trained on it could "
+            f"not be traced to the data it learned from, and its test score could not be trusted. Restore the "
+            f"release folder {folder} (or cut a new release) and train on that."
+        )
     if sorted(manifest["labels"]) != sorted(config.labels):
         raise TrainError(
             f"Release {version} was cut with the labels {', '.join(manifest['labels'])}, but the config lists "
@@ -94,6 +102,7 @@ def train(
             f"needs at least {MIN_TRAIN_PARAGRAPHS} in train and {MIN_TEST_PARAGRAPHS} in test. Annotate more, "
             "cut a new release, and train on it."
         )
+    _check_dev(version, train_docs)
     target = project.models_dir / version
     if target.exists() and not force:
         raise TrainError(
@@ -326,7 +335,8 @@ def _save(path: Path, docs: Sequence[Doc]) -> None:
 
 def _hold_out_dev(docs: Sequence[Doc], fraction: float, seed: int) -> tuple[list[Doc], list[Doc]]:
     """Split the train split's paragraphs by article: a dev share of articles, the rest to train on. With one
-    article there is nothing to hold out: dev is the train data itself (it only picks the checkpoint)."""
+    article there is nothing to hold out: dev is the train data itself (only the review's fold models accept
+    that; `train` refuses it, see `_check_dev`)."""
     articles = sorted({str(doc.user_data.get("doc_id", "")) for doc in docs})
     if len(articles) < 2:
         return list(docs), list(docs)
@@ -334,6 +344,17 @@ def _hold_out_dev(docs: Sequence[Doc], fraction: float, seed: int) -> tuple[list
     fit = [doc for doc in docs if held[str(doc.user_data.get("doc_id", ""))] != TEST]
     dev = [doc for doc in docs if held[str(doc.user_data.get("doc_id", ""))] == TEST]
     return fit, dev
+
+
+def _check_dev(version: str, docs: Sequence[Doc]) -> None:
+    """A dev share can be held out by article: the train split holds two articles or more."""
+    articles = {str(doc.user_data.get("doc_id", "")) for doc in docs}
+    if len(articles) < 2:
+        raise TrainError(
+            f"The train split of release {version} holds {len(articles)} article, and the dev share that chooses the "
+            "best checkpoint is held out by article, so it would be the very paragraphs trained on. Annotate "
+            "paragraphs of at least one more article (the train split needs two), cut a new release, and train on it."
+        )
 
 
 def _base_name(project: Project) -> str:

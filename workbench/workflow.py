@@ -24,15 +24,16 @@ from workbench.errors import OutputPathError, ReleaseError, ReleaseMismatchError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.labelstudio.binding import bound_project
+from workbench.pool import pool_keys
 from workbench.preannotate import PreannotationSummary, preannotate
-from workbench.project import Project, atomic_write_bytes, read_json
+from workbench.project import Project, atomic_write_bytes, read_json, writable_target
 from workbench.pull import PullResult, pull
 from workbench.push import PushSummary, plan_for, push
 from workbench.report import page, plots
 from workbench.report.figures import Activity, RowShapes
 from workbench.report.tables import Table, report_tables
 from workbench.review import find, send
-from workbench.snapshots import Snapshot, iter_export, latest_snapshot
+from workbench.snapshots import Snapshot, check_intact, iter_export, latest_snapshot
 from workbench.train import TrainResult, list_models, train
 
 Progress = Callable[[int], None]
@@ -91,13 +92,20 @@ def do_preannotate(
 
 
 def do_push(
-    project: Project, *, corpus: Corpus | None = None, next_n: int | None = None, progress: Progress | None = None
+    project: Project,
+    *,
+    corpus: Corpus | None = None,
+    next_n: int | None = None,
+    retire_annotated: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[Corpus, PushSummary]:
     """Push the corpus (read from the seeds folder unless the caller has just read it); with `next_n`, only the
-    `next_n` new paragraphs the model is least sure of."""
+    `next_n` new paragraphs the model is least sure of; annotated paragraphs gone from the seeds are retired only
+    with `retire_annotated`."""
     corpus = corpus or read_corpus(project.seeds_dir)
     with project.lock("workbench push"):
-        return corpus, push(project, corpus, client_for(project), next_n=next_n, progress=progress)
+        return corpus, push(project, corpus, client_for(project), next_n=next_n, retire_annotated=retire_annotated,
+                            progress=progress)  # fmt: skip
 
 
 def do_pull(project: Project, *, full: bool = False) -> PullResult:
@@ -162,6 +170,7 @@ def do_report(project: Project, *, html: Path | None = None, progress: Progress 
     if html is not None:
         _check_writable(html)
     snapshot = latest_snapshot(project)
+    check_intact(snapshot)  # figures of a snapshot edited after its pull could not be traced to Label Studio
     builder = RowBuilder.for_config(project.config, project.root)
     activity, shapes = Activity(), RowShapes()
     for row in builder.rows(_observed(snapshot.tasks_iter(), activity.add, progress),
@@ -183,17 +192,20 @@ def _observed(tasks: Iterable[dict[str, Any]], observe: Callable[[dict[str, Any]
 
 
 def _check_writable(path: Path) -> None:
-    """A file can be written at `path`, or OutputPathError saying why not (before any work is done)."""
+    """A file can be written at `path`, or OutputPathError saying why not (before any work is done). A link is
+    judged by its target; a device, FIFO or socket is refused (see `writable_target`)."""
     if path.is_dir():
         why = "it is a folder"
-    elif not path.parent.is_dir():
-        why = "the folder does not exist"
-    elif not os.access(path.parent, os.W_OK):
-        why = "the folder is not writable"
-    elif path.exists() and not os.access(path, os.W_OK):
-        why = "the file exists and is not writable"
     else:
-        return
+        target = writable_target(path)
+        if not target.parent.is_dir():
+            why = "the folder does not exist"
+        elif not os.access(target.parent, os.W_OK):
+            why = "the folder is not writable"
+        elif target.exists() and not os.access(target, os.W_OK):
+            why = "the file exists and is not writable"
+        else:
+            return
     raise OutputPathError(
         f"The report page cannot be written to {path}: {why}. Name a file in a folder you can write to, "
         "e.g. `workbench report --html report.html`."
@@ -321,15 +333,22 @@ def task_status(project: Project) -> dict[str, Any]:
             "spans_carried": sum(p.moved for p in previews),
             "to_recheck": sum(1 for p in previews if p.held),
             "renamed": dict(plan.renamed),
+            "retiring_annotated": dict(sorted(plan.retiring_annotated.items())),
         },
         "notes": corpus_notes(corpus),
         "pool": {
-            "paragraphs": sum(len(article.paragraphs) for article in corpus.articles),
+            "paragraphs": pooled_paragraphs(project, corpus),
             "in_label_studio": len(live),
             "annotated": sum(1 for task in live if task.submitted),
             "waiting": len(plan.imports),
         },
     }
+
+
+def pooled_paragraphs(project: Project, corpus: Corpus) -> int:
+    """How many of the seeds' paragraphs the pool holds a pre-annotation of."""
+    held = pool_keys(project.preannotations_file)
+    return sum(1 for paragraph in corpus.paragraphs() if paragraph.text_key in held)
 
 
 def corpus_notes(corpus: Corpus) -> list[str]:

@@ -90,7 +90,7 @@ def test_push_next_sends_exactly_n_new_paragraphs_the_least_sure_first_never_twi
     root = _project(tmp_path_factory.mktemp("pool"), "Pool test", "next_article_share = 0.5\n")
     _cli(root, env, "preannotate")
     first = _cli(root, env, "push", "--next", "6")
-    assert "6 tasks imported" in first and "wait in the pool" in first
+    assert "6 tasks imported, 0 already there" in first and "wait in the pool" in first
     project_id = int(read_json(root / ".workbench" / "project.json")["project_id"])
     admin = Annotator.connect(ls_server.url, ls_server.connection.api_key)
     sent = _tasks(admin, project_id)
@@ -109,6 +109,12 @@ def test_push_next_sends_exactly_n_new_paragraphs_the_least_sure_first_never_twi
     status = json.loads(_cli(root, env, "status", "--json"))
     assert status["pool"] == {"paragraphs": len(paragraphs), "in_label_studio": 6, "annotated": 0,
                               "waiting": len(paragraphs) - 6}  # fmt: skip
-    _cli(root, env, "push", "--next", "6")
+    extra = root / "seeds" / "zz-not-preannotated.txt"
+    extra.write_text("Not yet\nA paragraph the pool has not seen.\n", encoding="utf-8")
+    status = json.loads(_cli(root, env, "status", "--json"))
+    assert status["pool"]["paragraphs"] == len(paragraphs)  # what the pool holds, not what the seeds hold
+    extra.unlink()
+    second = _cli(root, env, "push", "--next", "6")
+    assert "6 tasks imported, 6 already there" in second  # the ones still waiting in the pool are not "there"
     again = [task["data"]["key"] for task in _tasks(admin, project_id)]
     assert len(again) == 12 and len(set(again)) == 12 and sent_keys <= set(again)

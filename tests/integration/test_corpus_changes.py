@@ -97,7 +97,9 @@ def changed(ls_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFacto
     (root / "seeds" / "delta.txt").unlink()
 
     changed.outputs["status"] = json.loads(changed.cli("status", "--json").stdout)
-    changed.outputs["push"] = changed.cli("run").stdout
+    changed.outputs["refused"] = CliRunner().invoke(app, ["-C", str(root), "run"], env=env)
+    changed.outputs["live after refusal"] = changed.live_tasks()
+    changed.outputs["push"] = changed.cli("push", "--retire-annotated").stdout
     changed.outputs["status after"] = json.loads(changed.cli("status", "--json").stdout)
     changed.cli("pull")
     changed.cli("release", "0.2.0")
@@ -128,11 +130,22 @@ def test_status_says_what_changed_before_the_push(changed: Changed) -> None:
     assert changes["retired"] == len(ARTICLES["delta"]) and changes["moved"] == 2
     assert changes["spans_carried"] == 4 and changes["to_recheck"] == 1  # Erdoğan, Putin, Sochi, NATO; Brussels held
     assert changes["renamed"] == {"beta": "beta-renamed"}
+    assert changes["retiring_annotated"] == {"delta": len(ARTICLES["delta"])}
     after = changed.outputs["status after"]["corpus_changes"]
     assert [after[k] for k in ("new", "edited", "renamed_articles", "retired", "moved")] == [0, 0, 0, 0, 0]
     assert "1 new, 2 edited (4 spans carried, 1 to re-check), 1 renamed articles, 3 retired, 2 moved" in (
         changed.outputs["push"]
     )
+
+
+def test_a_push_that_would_retire_annotated_paragraphs_asks_first_and_changes_nothing(changed: Changed) -> None:
+    refused = changed.outputs["refused"]
+    assert refused.exit_code == 15 and "Traceback" not in refused.output
+    assert "3 annotated or skipped paragraph(s)" in refused.stderr and "delta (3)" in refused.stderr
+    assert "--retire-annotated" in refused.stderr
+    before = changed.outputs["live after refusal"]
+    assert sorted(t["data"]["text"] for t in before if t["data"]["doc_id"] == "delta") == sorted(ARTICLES["delta"])
+    assert not any(t["data"]["doc_id"] == "beta-renamed" for t in before)  # not even the rename was carried
 
 
 def test_label_studio_holds_one_live_task_per_paragraph_in_its_place(changed: Changed) -> None:

@@ -49,12 +49,84 @@ def test_a_renamed_file_is_the_same_article_with_the_same_keys(tmp_path: Path) -
     assert [u.data["key"] for u in plan.updates] == [p.key for p in before.paragraphs]  # row ids stay
 
 
-def test_a_file_with_a_paragraph_more_is_not_a_rename(tmp_path: Path) -> None:
+def test_a_renamed_file_with_a_paragraph_more_keeps_every_task(tmp_path: Path) -> None:
     before = article(tmp_path, "old-name", ARTICLE)
     after = article(tmp_path, "new-name", [*ARTICLE, "A paragraph the old file did not have."])
     plan = reconcile([after], pushed_from(before))
-    assert plan.renamed == {}
-    assert len(plan.imports) == len(ARTICLE) + 1 and len(plan.retirements) == len(ARTICLE)
+    assert plan.renamed == {"old-name": "new-name"}
+    assert [p.text for p in plan.imports] == ["A paragraph the old file did not have."] and plan.retirements == []
+    assert [u.data["key"] for u in plan.updates] == [p.key for p in before.paragraphs]
+
+
+def test_a_file_renamed_and_edited_at_once_keeps_its_tasks_keys_and_annotations(tmp_path: Path) -> None:
+    before = article(tmp_path, "s400", ARTICLE)
+    after = article(tmp_path, "s-400-deal", [ARTICLE[0], ARTICLE[1].replace("Monday", "Mondya"), *ARTICLE[2:]])
+    pushed = [Pushed(t.task_id, t.data, submitted=1) for t in pushed_from(before)]
+    plan = reconcile([after], pushed)
+    assert plan.imports == [] and plan.retirements == [] and not plan.retiring_annotated
+    assert plan.renamed == {"s400": "s-400-deal"}
+    assert sorted(u.task_id for u in plan.updates) == [1, 2, 3, 4]
+    (edited,) = plan.edited
+    assert edited.task_id == 2 and edited.data["key"] == before.paragraphs[1].key
+    assert {u.data["doc_id"] for u in plan.updates} == {"s-400-deal"}
+
+
+def test_an_article_split_into_two_files_keeps_every_paragraph_in_its_new_place(tmp_path: Path) -> None:
+    lines = [*ARTICLE, "Moscow welcomed the deal.", "Kyiv was not consulted."]
+    before = article(tmp_path, "deal", lines)
+    first = article(tmp_path, "deal-1", lines[:3])
+    second = article(tmp_path, "deal-2", ["Deal, part two", *lines[3:]])
+    plan = reconcile([first, second], [Pushed(t.task_id, t.data, submitted=1) for t in pushed_from(before)])
+    assert plan.retirements == [] and [p.text for p in plan.imports] == ["Deal, part two"]
+    placed = {u.data["text"]: (u.data["doc_id"], u.data["paragraph"], u.data["key"]) for u in plan.updates}
+    keys = {p.text: p.key for p in before.paragraphs}
+    assert placed[lines[4]] == ("deal-2", 2, keys[lines[4]]) and placed[lines[1]] == ("deal-1", 1, keys[lines[1]])
+    assert plan.renamed == {"deal": "deal-1"} and plan.counts()["moved_across_articles"] == 3
+
+
+def test_two_articles_merged_into_one_keep_every_task(tmp_path: Path) -> None:
+    a = article(tmp_path, "a", ARTICLE)
+    b = article(tmp_path, "b", ["Other", "Another story."])
+    merged = article(tmp_path, "a", [*ARTICLE, "Another story."])
+    plan = reconcile([merged], pushed_from(a) + pushed_from(b, first_id=100))
+    assert plan.imports == []
+    assert [u.task_id for u in plan.retirements] == [100]  # the title line of b, which the merge dropped
+    moved = next(u for u in plan.updates if u.task_id == 101)
+    assert (moved.data["doc_id"], moved.data["paragraph"], moved.data["key"]) == ("a", 4, b.paragraphs[1].key)
+
+
+def test_the_same_text_in_another_article_wins_over_a_close_edit_in_its_own(tmp_path: Path) -> None:
+    a = article(tmp_path, "a", ["A", "Ankara confirmed the deal with Moscow on Monday."])
+    b = article(tmp_path, "b", ["B", "Ankara confirmed the deal with Moscow on Tuesday."])
+    after = article(tmp_path, "a", ["A", "Ankara confirmed the deal with Moscow on Tuesday."])
+    plan = reconcile([after], pushed_from(a) + pushed_from(b, first_id=100))
+    moved = next(u for u in plan.updates if u.data["text"].endswith("Tuesday."))
+    assert moved.task_id == 101 and not moved.edited  # b's task, word for word, not a's edited
+    assert sorted(u.task_id for u in plan.retirements) == [2, 100]
+
+
+def test_retiring_annotated_or_skipped_tasks_is_named_by_article(tmp_path: Path) -> None:
+    a = article(tmp_path, "a", ARTICLE)
+    b = article(tmp_path, "b", ["Other", "Another story.", "A third line."])
+    tasks = pushed_from(a) + [Pushed(100, b.paragraphs[0].task_data()),
+                              Pushed(101, b.paragraphs[1].task_data(), submitted=2),
+                              Pushed(102, b.paragraphs[2].task_data(), skipped=1)]  # fmt: skip
+    plan = reconcile([a], tasks)
+    assert plan.retiring_annotated == {"b": 2} and plan.counts()["retired_annotated"] == 2
+    assert len(plan.retirements) == 3
+
+
+def test_a_wholesale_replaced_corpus_still_finds_edits_among_the_neighbours_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workbench.reconcile as module
+
+    monkeypatch.setattr(module, "MAX_PAIRS_COMPARED", 1)  # as if the corpus were too large to compare every pair
+    before = article(tmp_path, "old", ARTICLE)
+    other = article(tmp_path, "z", ["Z", "Nothing about any deal was said in Paris."])
+    after = article(tmp_path, "new", [ARTICLE[0], ARTICLE[1].replace("Monday", "Mondya"), *ARTICLE[2:]])
+    plan = reconcile([after], pushed_from(before) + pushed_from(other, first_id=100))
+    assert plan.imports == [] and [u.task_id for u in plan.edited] == [2]
 
 
 @pytest.mark.parametrize(
@@ -174,3 +246,28 @@ def test_a_moved_span_always_holds_its_own_text(entity: str, before: str, betwee
 def test_an_annotation_counts_again_once_submitted_after_the_edit(description: str, held: dict, annotation: dict,
                                                                   expected: bool) -> None:
     assert confirmed(annotation, held) is expected, description
+
+
+@given(
+    cuts=st.lists(st.integers(1, 7), min_size=0, max_size=4, unique=True),
+    names=st.lists(st.sampled_from(["p", "q", "r", "s", "t"]), min_size=5, max_size=5, unique=True),
+)
+def test_any_regrouping_of_the_same_paragraphs_into_files_keeps_every_task(cuts: list[int], names: list[str]) -> None:
+    """Renames, splits and merges without edits: every paragraph keeps its task and key, nothing is retired."""
+    import tempfile
+
+    lines = [f"Paragraph {n} about Ankara and Moscow, number {n}." for n in range(8)]
+    with tempfile.TemporaryDirectory() as folder:
+        before = [article(Path(folder), "one", ["One", *lines[:4]]), article(Path(folder), "two", ["Two", *lines[4:]])]
+        bounds = [0, *sorted(cuts), 8]
+        groups = [lines[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+        after = [article(Path(folder), names[i], ["One" if i == 0 else "Two", *group])
+                 for i, group in enumerate(groups)]  # fmt: skip
+    tasks = pushed_from(before[0]) + pushed_from(before[1], first_id=100)
+    plan = reconcile(after, tasks)
+    keys = {t.text: t.key for t in tasks}
+    kept = {u.data["text"]: u.data["key"] for u in plan.updates}
+    kept |= {t.text: t.key for t in tasks if t.text in lines and t.text not in kept}  # unchanged ones
+    assert plan.imports == [] or all(p.text in ("One", "Two") for p in plan.imports)
+    assert {text: kept[text] for text in lines} == {text: keys[text] for text in lines}
+    assert not any(u.old_text in lines for u in plan.retirements)

@@ -36,6 +36,7 @@ from workbench.release import (
 )
 from workbench.release import rows as rows_module
 from workbench.release.card import parse_front_matter
+from workbench.release.versions import check_new_version
 from workbench.splits import assign_splits, split_bucket
 
 REPO = Path(__file__).resolve().parents[2]
@@ -656,3 +657,28 @@ def test_two_rows_at_one_place_in_an_article_are_refused(releases: Path) -> None
     with pytest.raises(ReleaseError, match="held by two rows: article article-0 paragraph 1.*workbench push"):
         write_release(releases, rows, ctx("1.0.0"))
     assert not releases.exists()
+
+
+@pytest.mark.parametrize(
+    ("description", "existing", "asked", "suggested"),
+    [
+        ("an existing version suggests the patch after the latest, not after itself", ["0.9.0", "0.9.1"], "0.9.0",
+         "0.9.2"),
+        ("a lower version suggests the patch after the latest", ["1.2.0"], "1.1.0", "1.2.1"),
+    ],
+)
+def test_a_refused_version_suggests_one_that_is_free(tmp_path: Path, description: str, existing: list[str],
+                                                     asked: str, suggested: str) -> None:
+    for version in existing:
+        (tmp_path / version).mkdir()
+    with pytest.raises(ReleaseError) as refused:
+        check_new_version(tmp_path, asked)
+    assert f"for example {suggested})" in str(refused.value), description
+
+
+def test_diff_refuses_a_tampered_release_naming_the_file(first: Path, releases: Path) -> None:
+    write_release(releases, relabel(corpus(), 2, "ORG"), ctx("1.1.0"))
+    parquet = releases / "1.1.0" / "data" / "train-00000-of-00001.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(ReleaseError, match=r"Release 1\.1\.0 does not match its manifest \(changed: data/train-"):
+        diff_releases(releases, "1.0.0", "1.1.0")

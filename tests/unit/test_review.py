@@ -337,6 +337,15 @@ def test_review_prints_a_table_and_json(planted) -> None:
     assert set(report["items"][0]) == set(analysis.ITEM_COLUMNS) and report["pushed"] is None
 
 
+def test_without_a_terminal_each_item_is_one_readable_line(planted) -> None:
+    project, result = planted
+    shown = CliRunner().invoke(app, ["-C", str(project.root), "review"], env={"COLUMNS": None})
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    for item in result.items.to_dict(orient="records"):
+        assert any(item["detail"] in line and f"{item['start']}-{item['end']}" in line for line in lines), item
+
+
 def test_a_flagged_task_submitted_again_leaves_the_review(tmp_path: Path, planted) -> None:
     _, before = planted
     task_id = int(before.items.task_id[0])

@@ -139,3 +139,47 @@ def test_a_base_edited_after_its_pull_is_not_built_upon(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes().replace(b"Biden", b"Bidon"))
     with pytest.raises(pull_module._NotIncremental, match="was changed after it was pulled"):
         pull_module._merge(base, {}, tmp_path / "out.json", deleted=set())
+
+
+# ---- which snapshot release, review and report read --------------------------------------------------------------
+
+
+def _pulled(project: Any, name: str) -> Snapshot:
+    """A snapshot as a pull leaves it: export, record, and the latest pull's note."""
+    from workbench.snapshots import meta_path_for, read_snapshot, record_latest
+
+    project.snapshots_dir.mkdir(parents=True, exist_ok=True)
+    path = project.snapshots_dir / name
+    sha = _write(path, [_task(1, (10, "PERSON"))])
+    record = {"sha256": sha, "pulled_at": name, "project_id": 1, "label_studio_version": "1.23.2", "tasks": 1,
+              "layout": LINES}  # fmt: skip
+    meta_path_for(path).write_text(json.dumps(record))
+    snapshot = read_snapshot(path)
+    record_latest(project, snapshot)
+    return snapshot
+
+
+@pytest.mark.parametrize(
+    ("description", "damage", "message"),
+    [
+        ("the newest export gone, its record kept", lambda s: s.path.unlink(), "is missing from"),
+        ("the newest export and record gone, the pull's note kept",
+         lambda s: (s.path.unlink(), s.meta_path.unlink()), "is missing from"),
+        ("the newest record gone", lambda s: s.meta_path.unlink(), "record of the newest snapshot"),
+    ],
+)
+def test_a_missing_newest_snapshot_is_refused_never_an_older_one_used(tmp_path: Path, description: str, damage: Any,
+                                                                      message: str) -> None:
+    from tests.support import make_project
+    from workbench.snapshots import latest_snapshot, newest_on_disk
+
+    project = make_project(tmp_path, link_venv=False)
+    older = _pulled(project, "2026-12-01T100000-000000Z.json")
+    newest = _pulled(project, "2026-12-02T100000-000000Z.json")
+    assert latest_snapshot(project).path == newest.path
+    damage(newest)
+    with pytest.raises(SnapshotError, match=message) as refused:
+        latest_snapshot(project)
+    assert newest.path.name in str(refused.value) and "workbench pull" in str(refused.value), description
+    on_disk = newest_on_disk(project)  # what a pull may build on: the one before, only when the newest is gone whole
+    assert on_disk is None or on_disk.path == older.path

@@ -153,3 +153,38 @@ def test_a_folder_that_is_not_a_pipeline(trained, tmp_path: Path) -> None:
     (tmp_path / "not-a-model").mkdir()
     code, message = _cli(project, "preannotate", "--model", str(tmp_path / "not-a-model"))
     assert code == 4 and "is not a spaCy pipeline" in message
+
+
+def test_a_release_that_fails_its_checksums_is_not_trained_on(trained, tmp_path: Path) -> None:
+    project = released(tmp_path / "tampered")
+    folder = project.releases_dir / "0.1.0"
+    (folder / "train.spacy").write_bytes((folder / "test.spacy").read_bytes())  # test data passed off as train
+    code, message = _cli(project, "train", "0.1.0")
+    assert code == 12 and "changed: train.spacy" in message and "does not match its manifest" in message
+    assert not (project.models_dir / "0.1.0").exists()
+
+
+def test_the_card_records_the_verified_manifest(trained) -> None:
+    project, result, _ = trained
+    digest = hashlib.sha256((project.releases_dir / "0.1.0" / "manifest.json").read_bytes()).hexdigest()
+    assert json.loads((result.path / "meta.json").read_text())["workbench"]["manifest_sha256"] == digest
+    assert digest in (result.path / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_train_split_of_one_article_is_refused_not_used_as_its_own_dev_share(tmp_path: Path) -> None:
+    tasks = json.loads((GOLDEN / "snapshot.json").read_bytes())
+    two = [t for t in tasks if t["data"]["doc_id"] in ("000_bb9e4f9b37ecf79a", "001_7bfbf6bffcecbea4")]
+    project = released(tmp_path, config=TINY + "[split]\ntest_fraction = 0.5\n", snapshot=json.dumps(two).encode())
+    code, message = _cli(project, "train", "0.1.0")
+    assert code == 12 and "holds 1 article" in message and "dev share" in message
+
+
+def test_a_file_named_as_the_model_is_said_to_be_a_file(trained) -> None:
+    project, _, _ = trained
+    (project.seeds_dir).mkdir(exist_ok=True)
+    (project.seeds_dir / "a.txt").write_text("Title\nErdoğan met Putin.\n", encoding="utf-8")
+    code, message = _cli(project, "preannotate", "--model", "configs/workbench.toml")
+    assert code == 4 and "configs/workbench.toml is a file, not a spaCy pipeline" in message
+    assert "make setup" not in message
+    code, message = _cli(project, "preannotate", "--model", "models/no-such/0.1.0")
+    assert code == 4 and "There is no pipeline folder models/no-such/0.1.0" in message

@@ -164,12 +164,12 @@ class LabelStudio:
 
     # --- tasks ------------------------------------------------------------------------------------------------
     def tasks_data(self, project_id: int, *, page_size: int = 5000) -> list[dict[str, Any]]:
-        """Every task of the project, in id order: its `id`, `data`, how many `submitted` (not skipped)
+        """Every task of the project, in id order: its `id`, `data`, how many `submitted` and `skipped`
         annotations it has, and the `model_versions` of its predictions."""
         with self._calling("list the project's tasks", project_id):
             pager = self._sdk.tasks.list(
                 project=project_id,
-                include="id,data,total_annotations,predictions_model_versions",
+                include="id,data,total_annotations,cancelled_annotations,predictions_model_versions",
                 page_size=page_size,
                 request_options=self._bulk,
             )
@@ -178,6 +178,7 @@ class LabelStudio:
                     "id": int(task.id),
                     "data": dict(task.data or {}),
                     "submitted": int(getattr(task, "total_annotations", 0) or 0),
+                    "skipped": int(getattr(task, "cancelled_annotations", 0) or 0),
                     "model_versions": sorted(
                         {v.strip() for v in str(getattr(task, "predictions_model_versions", "") or "").split(",")}
                         - {""}

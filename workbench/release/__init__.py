@@ -41,6 +41,7 @@ from workbench.release.versions import parse_version
 from workbench.release.writer import Reuse, write
 from workbench.review.record import release_summary
 from workbench.snapshots import Snapshot, latest_snapshot
+from workbench.wording import EXCLUDED, counted
 
 Progress = Callable[[int], None]
 
@@ -94,9 +95,8 @@ def cut(project: Project, version: str, *, progress: Progress | None = None, reu
             draft.parent_keys = previous[0].parent_keys()
         assembly = assemble(snapshot, config, project.root, draft, context, previous, progress)
         build = assembly.build  # a region that cannot be kept exactly is named before any release refusal
-        prepared = draft.prepare(
-            source=f"The snapshot {snapshot.path.name}", counted=f" ({build.tasks} tasks: {dict(build.excluded)})"
-        )
+        excluded = f" ({build.tasks} tasks: {counted(build.excluded, EXCLUDED)})"
+        prepared = draft.prepare(source=f"The snapshot {snapshot.path.name}", counted=excluded)
         assert prepared.table is not None
         review = release_summary(project, snapshot, prepared.table, build)
         if review["open"] and config.review.block_release:
@@ -129,14 +129,18 @@ def cut(project: Project, version: str, *, progress: Progress | None = None, reu
 
 
 def _previous(project: Project, draft: ReleaseDraft, context: bytes) -> tuple[tuple[RowCache, ParentParts] | None, str]:
-    """The parent release's row cache and pieces, when they can be trusted; else None and why."""
+    """The parent release's row cache and pieces, when they can be trusted; else None and why. The cache alone
+    (bound to the parent's manifest) still gives the parent's row keys when its data files are damaged."""
     if draft.parent is None:
         return None, ""
     parent = str(draft.parent)
+    cache = None
     try:
         cache = RowCache.read(project, parent, context)
         parts = ParentParts.load(project.releases_dir / parent, read_manifest(project.releases_dir, parent))
     except Unusable as reason:
+        if cache is not None:
+            draft.parent_keys = cache.parent_keys()
         return None, f"every row was built: {reason}"
     except ReleaseError:
         return None, ""  # the parent cannot be read at all: `prepare` says so

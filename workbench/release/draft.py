@@ -98,7 +98,7 @@ class ReleaseDraft:
         row_docs = dict(zip(table.column("id").to_pylist(), table.column("doc_id").to_pylist(), strict=True))
         _check_unique_places(table)
         renamed = _renames(row_docs, parent_keys.docs, parent_manifest)
-        membership, retired = _place(sorted(set(row_docs.values())), ctx, parent_manifest, renamed)
+        membership, retired = _place(row_docs, parent_keys.docs, ctx, parent_manifest)
         return Prepared(
             renamed=renamed,
             version=ctx.version,
@@ -141,20 +141,34 @@ def _renames(
 
 
 def _place(
-    doc_ids: list[str], ctx: ReleaseContext, parent_manifest: Mapping[str, Any] | None, renamed: Mapping[str, str]
+    row_docs: Mapping[str, str], parent_docs: Mapping[str, str], ctx: ReleaseContext,
+    parent_manifest: Mapping[str, Any] | None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Every article's split (articles of the parent keep theirs, under a new name too: a rename never crosses
-    the train/test line), and the parent's articles no longer present."""
+    """Every article's split, and the parent's articles no longer present. Articles of the parent keep theirs; an
+    article new by name whose rows were in the parent (renamed, split off, merged into a new file) takes the split
+    its rows had, so no paragraph crosses the train/test line between releases (ties go to train: a row trained
+    on before never lands in test)."""
     known: dict[str, str] = {}
     if parent_manifest and not ctx.resplit:
         parent_split = parent_manifest["split"]
         _check_split_settings(parent_split, ctx)
         known = {**parent_split.get("retired_membership", {}), **parent_split["membership"]}
-        known |= {new: known[old] for old, new in renamed.items() if old in known}
-    membership = assign_splits(doc_ids, test_fraction=ctx.test_fraction, seed=ctx.seed, previous=known)
+        known |= _inherited(row_docs, parent_docs, known)
+    membership = assign_splits(sorted(set(row_docs.values())), test_fraction=ctx.test_fraction, seed=ctx.seed,
+                               previous=known)  # fmt: skip
     retired = {d: s for d, s in sorted(known.items()) if d not in membership}
     _check_both_splits(membership)
     return membership, retired
+
+
+def _inherited(row_docs: Mapping[str, str], parent_docs: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str]:
+    """The split of each article not placed before, from the splits its rows had in the parent release."""
+    votes: dict[str, Counter[str]] = {}
+    for row_id, doc in row_docs.items():
+        old = parent_docs.get(row_id)
+        if doc not in known and old in known:
+            votes.setdefault(doc, Counter())[known[old]] += 1
+    return {doc: max(SPLITS, key=lambda split: (counts[split], split == "train")) for doc, counts in votes.items()}
 
 
 def _check_split_settings(parent_split: Mapping[str, Any], ctx: ReleaseContext) -> None:

@@ -118,8 +118,17 @@ def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[
 
 
 def diff_releases(releases_dir: Path, a: str, b: str) -> dict[str, Any]:
-    """What changed from release `a` to release `b`: row ids added/removed/changed and span counts per label."""
+    """What changed from release `a` to release `b`: row ids added/removed/changed and span counts per label; both
+    releases are verified against their manifests first."""
     releases_dir = Path(releases_dir)
+    for version in (a, b):
+        problems = verify_release(releases_dir, version)
+        if problems:
+            raise ReleaseError(
+                f"Release {version} does not match its manifest ({'; '.join(problems)}), so a diff against it would "
+                f"describe files nobody released. Restore the release folder (`workbench release verify {version}` "
+                "lists what differs) and diff again."
+            )
     keys_a = release_keys(releases_dir / a, read_manifest(releases_dir, a))
     keys_b = release_keys(releases_dir / b, read_manifest(releases_dir, b))
     return {"a": a, "b": b, **diff_keys(keys_a, keys_b)}

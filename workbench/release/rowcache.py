@@ -179,7 +179,11 @@ class ParentParts:
         tables, parts, strings, columns = [], {}, set(), ()
         for split in SPLITS:
             for name in (parquet_path(split), docbin_path(split), conll_path(split)):
-                if name not in listed or file_sha256(folder / name) != listed[name].get("sha256"):
+                try:
+                    digest = file_sha256(folder / name) if name in listed else ""
+                except OSError as exc:
+                    raise Unusable(f"{name} of release {folder.name} cannot be read ({exc.strerror or exc})") from None
+                if digest != listed.get(name, {}).get("sha256"):
                     raise Unusable(f"{name} of release {folder.name} is not the file its manifest lists")
             table = pq.read_table(folder / parquet_path(split))
             msg = srsly.msgpack_loads(zlib.decompress((folder / docbin_path(split)).read_bytes()))

@@ -43,14 +43,22 @@ def check_new_version(releases_dir: Path, version: str) -> Version | None:
     if wanted in existing:
         raise ReleaseError(
             f"Release {version} already exists in {releases_dir}, and releases are never overwritten. Choose the "
-            f"next version (for example {wanted.major}.{wanted.minor}.{wanted.micro + 1}) and release again."
+            f"next version (for example {next_patch(existing)}) and release again."
         )
     if existing and wanted < existing[-1]:
         raise ReleaseError(
             f"Release {version} is lower than the latest release {existing[-1]} in {releases_dir}; versions only "
-            f"go up. Choose a version above {existing[-1]} and release again."
+            f"go up. Choose a version above {existing[-1]} (for example {next_patch(existing)}) and release again."
         )
     return existing[-1] if existing else None
+
+
+def next_patch(existing: list[Version]) -> str:
+    """The version after the latest release: its patch number plus one (0.1.0 when there is none)."""
+    if not existing:
+        return "0.1.0"
+    latest = existing[-1]
+    return f"{latest.major}.{latest.minor}.{latest.micro + 1}"
 
 
 def release_folder(releases_dir: Path, version: str) -> Path:

@@ -1,0 +1,5 @@
+"""`python -m workbench.cli ...`, as the `workbench` script runs it."""
+
+from workbench.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""Models: `train` on a release, `models` to list them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from workbench import workflow
+from workbench.cli.apps import app
+from workbench.cli.output import current_project, guarded, new_table, out, print_json, progress_bar, score
+
+
+@app.command()
+def train(
+    version: Annotated[str, typer.Argument(help="The release to train on, e.g. 0.2.0.")],
+    force: Annotated[bool, typer.Option(help="Replace a model already trained on this release.")] = False,
+):
+    """Train a spaCy NER pipeline on a release's train split and score it on its test split.
+
+    The model goes to models/<dataset>/<VERSION>/ with a model card. Example: workbench train 0.2.0
+    """
+    project = current_project()
+    steps = project.config.train.max_steps
+    with progress_bar("training (dev F1 at each evaluation)", total=steps) as progress:
+        last = [0]
+
+        def on_evaluation(step: int, score: float) -> None:
+            if progress:
+                progress(step - last[0])
+            last[0] = step
+
+        result = guarded(lambda: workflow.do_train(project, version, force=force, on_evaluation=on_evaluation))
+    table = new_table("label", "base F1", "trained F1", "support", title=f"test split of release {version}")
+    for label, base in result.base_scores.per_label.items():
+        trained = result.trained.per_label[label]
+        table.add_row(label, score(base["f1"]), score(trained["f1"]), str(base["support"]))
+    table.add_row("all", score(result.base_scores.f1), score(result.trained.f1), "")
+    out.print(table)
+    out.print(
+        f"{result.model_version} ({result.base}) -> {result.path}; trained on {result.paragraphs['train']} "
+        f"paragraphs (dev {result.paragraphs['dev']}), scored on {result.paragraphs['test']} it never saw.\n"
+        f"Pre-annotate with it: workbench preannotate --model {result.path}, then workbench push."
+    )
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the trained models: release, base, test F1, size, date. Example: workbench models"""
+    project = current_project()
+    found = guarded(lambda: workflow.models(project))
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        out.print(f"no model yet in {project.models_dir} (train one with `workbench train VERSION`)")
+        return
+    table = new_table("model version", "release", "base", "test F1", "base F1", "size", "trained")
+    for entry in found:
+        if entry.get("problem"):
+            table.add_row(entry["path"], "unreadable", "-", "-", "-", "-", "-")
+            continue
+        table.add_row(
+            entry["model_version"], entry["release"], entry["base"], score(entry["f1"]), score(entry["base_f1"]),
+            f"{entry['size_bytes'] / 2**20:.1f} MB", entry["trained_at"],
+        )  # fmt: skip
+    out.print(table)
+
+
+
+
