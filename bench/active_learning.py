@@ -9,8 +9,8 @@ held-out test set is every copy of one seed article (no pool article shares its 
 articles is the dev set (to choose each model's checkpoint, as `workbench train` does); the rest is the pool.
 
 For each strategy, `AL_ROUNDS` rounds of: score the pool with the current model (the workbench's own confidence
-score, `workbench.confidence`), take `AL_BATCH` paragraphs (uncertainty: lowest score first with the push's
-article share; random; sequential: corpus order), add the oracle's labels, fine-tune the configured pipeline on
+score, `workbench.preannotation.confidence`), take `AL_BATCH` paragraphs (uncertainty: lowest score first with the
+push's article share; random; sequential: corpus order), add the oracle's labels, fine-tune the configured pipeline on
 everything labelled so far with spaCy's loop (the workbench's training config, `AL_STEPS` steps), and score the
 model on the held-out set. Round 0 is the base pipeline. The whole simulation is repeated `AL_REPEATS` times with
 other seeds (other swaps, another held-out seed article, other random picks), because one run's curve is noisy.
@@ -38,15 +38,16 @@ from spacy.training.loop import train as spacy_train
 
 from bench.corpus import labelled_copies
 from bench.measure import machine
-from workbench.alignment import align
-from workbench.confidence import scored_docs
+from workbench.model.evaluation import evaluate
+from workbench.model.training import init_training_nlp, training_config
 from workbench.pipeline import load_ner_pipeline
-from workbench.pool import choose_next
+from workbench.preannotation.confidence import scored_docs
+from workbench.preannotation.pool import choose_next
 from workbench.project import Project
 from workbench.records import Paragraph, Row, Span, stable_hash
 from workbench.release.converters import row_to_doc
+from workbench.spans.alignment import align
 from workbench.splits import TEST, assign_splits
-from workbench.train import evaluate, init_training_nlp, training_config
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "reference" / "seeds.jsonl"

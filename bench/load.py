@@ -32,10 +32,10 @@ from bench.corpus import generate
 from bench.measure import RssSampler, machine, uptime
 from tests.services import PostgresCluster, postgres_bindir
 from workbench import server, workflow
-from workbench.database import ENV_DATABASE
+from workbench.config.database import ENV_DATABASE
 from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
-from workbench.snapshots import iter_export
+from workbench.sync.snapshots import iter_export
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "load.json"

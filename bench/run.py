@@ -31,12 +31,12 @@ from bench.measure import RssSampler, isolated, load_now, machine
 from workbench import server
 from workbench.articles import read_corpus
 from workbench.pipeline import load_ner_pipeline
-from workbench.preannotate import choose_batch_size, processes_for_text
+from workbench.preannotation.annotate import choose_batch_size, processes_for_text
 from workbench.project import Project
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "latest.json"
-# The batch sizes the workbench itself uses with several processes and with one (see workbench.preannotate).
+# The batch sizes the workbench itself uses with several processes and with one (see workbench.preannotation.annotate).
 RAW_BATCH_SIZES = (64, 256)
 UNITS = {"preannotate": "words", "push": "tasks", "pull": "tasks", "release": "examples", "train": "steps",
          "preannotate_trained": "words"}

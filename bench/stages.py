@@ -20,17 +20,17 @@ from label_studio_sdk.client import LabelStudio as SdkClient
 from bench.measure import Work
 from workbench import server
 from workbench.articles import read_corpus
-from workbench.interface import labeling_config
 from workbench.labelstudio.transport import REQUEST_TIMEOUT
-from workbench.offsets import spans_to_regions
-from workbench.pool import read_predictions
-from workbench.preannotate import preannotate
+from workbench.model.data import release_docs, write_training_data
+from workbench.model.training import training_config
+from workbench.preannotation.annotate import preannotate
+from workbench.preannotation.pool import read_predictions
 from workbench.project import Project, atomic_write_json
-from workbench.pull import pull
-from workbench.push import push, to_task
-from workbench.release import cut
-from workbench.snapshots import iter_lines, latest_snapshot
-from workbench.train import release_docs, training_config, write_training_data
+from workbench.spans.offsets import spans_to_regions
+from workbench.sync.interface import labeling_config
+from workbench.sync.pull import pull
+from workbench.sync.push import push, to_task
+from workbench.sync.snapshots import iter_lines, latest_snapshot
 from workbench.workflow import client_for, do_release, do_train
 
 # One raw import request holds at most this many tasks (~20 MB at 10k; the server refuses requests over 250 MB).
@@ -264,7 +264,7 @@ def workbench_release_version(root: str, version: str, reuse: bool) -> Work:
     project = project_titled(root)
 
     def work() -> tuple[int, dict[str, Any]]:
-        result = cut(project, version, reuse=reuse)
+        result = do_release(project, version, reuse=reuse)
         return result.build.row_count, {"reused": result.reused, "rebuilt": result.rebuilt, "note": result.note}
 
     return work

@@ -17,7 +17,7 @@ import pytest
 from tests.services import DaskCluster, PostgresCluster, postgres_bindir
 from tests.support import LabelStudioServer, make_project
 from workbench import server
-from workbench.database import ENV_DATABASE
+from workbench.config.database import ENV_DATABASE
 from workbench.project import Project
 
 # A test that uses one of these fixtures (directly or through another) gets the marker.

@@ -8,14 +8,13 @@ one the row falls back to the latest annotation and says so (`tie=True`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from workbench.records import Annotation, Span
 
-Policy = Literal["ground_truth_majority_latest", "latest"]
 Rule = Literal["single", "ground_truth", "majority", "latest"]
 
 
@@ -30,28 +29,49 @@ class Merged:
     tie: bool = False
 
 
-def merge(annotations: Sequence[Annotation], *, policy: Policy = "ground_truth_majority_latest") -> Merged:
-    """Merge the non-cancelled `annotations` of one task under `policy`.
+# The merge policies by name: `[merge] policy` picks one. Each gets a task's submitted annotations, oldest first
+# (at least one), and says which spans the row carries.
+POLICIES: dict[str, Callable[[list[Annotation]], Merged]] = {}
+DEFAULT_POLICY = "ground_truth_majority_latest"
 
-    `ground_truth_majority_latest`: the latest ground-truth annotation if any; else the only annotation; else
-    every span (start, end, label) found in more than half the annotations; if any span has exactly half, the
-    latest annotation instead (`tie=True`). `latest`: the latest annotation. Latest = greatest `updated_at`,
-    then greatest id. A lone annotation gives rule "single" (unless it is ground truth). Raises ValueError when
-    none is left.
-    """
+
+def policy(name: str) -> Callable[[Callable[[list[Annotation]], Merged]], Callable[[list[Annotation]], Merged]]:
+    """Register a merge policy under `name` (the config's word for it)."""
+
+    def register(function: Callable[[list[Annotation]], Merged]) -> Callable[[list[Annotation]], Merged]:
+        POLICIES[name] = function
+        return function
+
+    return register
+
+
+def merge(annotations: Sequence[Annotation], *, policy: str = DEFAULT_POLICY) -> Merged:
+    """Merge the non-cancelled `annotations` of one task under the policy named `policy` (see `POLICIES`).
+    Latest = greatest `updated_at`, then greatest id. Raises ValueError when none is left or the policy is
+    unknown."""
     usable = sorted((a for a in annotations if not a.cancelled), key=recency)
     if not usable:
         raise ValueError("no submitted (non-cancelled) annotation to merge")
-    if policy not in ("ground_truth_majority_latest", "latest"):
-        raise ValueError(f"unknown merge policy {policy!r}; use 'ground_truth_majority_latest' or 'latest'")
-    if policy == "latest":
-        return _one(usable[-1], "single" if len(usable) == 1 else "latest")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown merge policy {policy!r}; use one of {', '.join(sorted(POLICIES))}")
+    return POLICIES[policy](usable)
+
+
+@policy("latest")
+def _latest(usable: list[Annotation]) -> Merged:
+    """The latest annotation (a lone one gives rule "single")."""
+    return _one(usable[-1], "single" if len(usable) == 1 else "latest")
+
+
+@policy("ground_truth_majority_latest")
+def _ground_truth_majority_latest(usable: list[Annotation]) -> Merged:
+    """The latest ground-truth annotation if any; else the only annotation; else every span (start, end, label)
+    found in more than half the annotations; if any span has exactly half, the latest annotation (`tie=True`)."""
     ground_truth = [a for a in usable if a.ground_truth]
     if ground_truth:
         return _one(ground_truth[-1], "ground_truth")
     if len(usable) == 1:
         return _one(usable[-1], "single")
-
     votes: Counter[tuple[int, int, str]] = Counter()
     by_key: dict[tuple[int, int, str], Span] = {}
     for annotation in usable:
@@ -62,12 +82,8 @@ def merge(annotations: Sequence[Annotation], *, policy: Policy = "ground_truth_m
     if any(2 * count == len(usable) for count in votes.values()):
         return _one(usable[-1], "latest", tie=True)
     kept = tuple(sorted(by_key[key] for key, count in votes.items() if 2 * count > len(usable)))
-    return Merged(
-        spans=kept,
-        annotation_ids=tuple(sorted(a.id for a in usable)),
-        annotators=_annotators(usable),
-        rule="majority",
-    )
+    return Merged(spans=kept, annotation_ids=tuple(sorted(a.id for a in usable)), annotators=_annotators(usable),
+                  rule="majority")  # fmt: skip
 
 
 def latest_per_annotator(annotations: Sequence[Annotation]) -> list[Annotation]:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from filelock import FileLock, Timeout
 
 from workbench.config import DEFAULT_CONFIG, Config, load_config
 from workbench.errors import BusyError, OutputPathError
-from workbench.processes import alive
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,14 @@ def _git(root: Path, *args: str) -> str:
 _TEMP = re.compile(r"\..+\.(?:tmp-(?P<pid>[0-9]+)|(?P<older>[0-9]+)\.tmp)")
 
 
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has; whoever launched it reaps it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def temp_path(final: Path) -> Path:
     """A hidden `.<name>.tmp-<pid>` beside `final`: written first, renamed to `final` in one step when complete."""
     return final.with_name(f".{final.name}.tmp-{os.getpid()}")
@@ -216,7 +224,7 @@ def remove_stale_temps(folder: Path) -> None:
     for child in folder.iterdir():
         match = _TEMP.fullmatch(child.name)
         pid = int(match["pid"] or match["older"]) if match else 0
-        if match and (pid == os.getpid() or not alive(pid)):
+        if match and (pid == os.getpid() or not _running(pid)):
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
             else:

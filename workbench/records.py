@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,17 @@ def stamp_time(stamp: Any) -> datetime:
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def confirmed(annotation: Mapping[str, Any], held: Mapping[str, str]) -> bool:
+    """Whether an exported annotation counts after an edit of its task's text: it was not held back (see
+    `carry`), or it was submitted again since (`updated_at` later than the time recorded in `held`)."""
+    stamp = held.get(str(annotation.get("id")))
+    if stamp is None:
+        return True
+    if not stamp:
+        return False
+    return stamp_time(annotation.get("updated_at")) > stamp_time(stamp)
 
 
 def text_key(text: str) -> str:

@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from tests.services import DaskCluster
 from tests.support import REPO_ROOT, make_project
-from workbench import cluster as dask_cluster_module
 from workbench.cli import app
-from workbench.cluster import loaded_pipelines
 from workbench.config import ModelConfig
+from workbench.preannotation import cluster as dask_cluster_module
+from workbench.preannotation.cluster import loaded_pipelines
 from workbench.project import Project
 
 MODEL = ModelConfig().name

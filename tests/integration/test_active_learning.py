@@ -18,7 +18,7 @@ from workbench import server
 from workbench.articles import read_corpus
 from workbench.cli import app
 from workbench.labelstudio import accounts
-from workbench.pool import read_predictions
+from workbench.preannotation.pool import read_predictions
 from workbench.project import Project, read_json
 from workbench.records import text_key
 

@@ -255,7 +255,7 @@ def test_a_snapshot_tampered_after_pull_is_refused(changed: Changed) -> None:
 
 
 def test_a_label_added_in_label_studio_and_used_is_not_silently_dropped(changed: Changed) -> None:
-    from workbench.interface import labeling_config
+    from workbench.sync.interface import labeling_config
 
     sdk = changed.admin.client
     labels = ["PERSON", "NORP", "ORG", "GPE", "LOC", "FAC", "PRODUCT", "EVENT", "LAW", "DATE", "WEAPON"]

@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region
 from tests.support import LabelStudioServer, run_cli
-from workbench import server
+from workbench import server, workflow
 from workbench.cli import app
 from workbench.labelstudio import LabelStudio, accounts
 from workbench.project import Project, read_json
-from workbench.release import cut, manifest
-from workbench.snapshots import latest_snapshot, meta_path_for, note_unstamped
+from workbench.release import manifest
+from workbench.sync.snapshots import latest_snapshot, meta_path_for, note_unstamped
 
 ARTICLES = {
     "alpha": ["Alpha news", "Erdoğan met Putin in Sochi on Tuesday.", "NATO allies met in Brussels after the talks.",
@@ -187,8 +187,8 @@ def test_a_release_from_the_incremental_chain_equals_one_from_a_full_export(
     monkeypatch.setattr(manifest, "now", lambda: "2026-12-01T12:00:00Z")
     monkeypatch.setattr(Project, "git_commit", lambda self: "test")
     assert CliRunner().invoke(app, ["-C", str(full.root), "pull", "--full"], env=changed.env).exit_code == 0
-    made = cut(chain, "0.2.0")  # from the incremental snapshot, reusing 0.1.0's unchanged rows
-    rebuilt = cut(full, "0.2.0", reuse=False)  # from a full export, every row built
+    made = workflow.do_release(chain, "0.2.0")  # from the incremental snapshot, reusing 0.1.0's unchanged rows
+    rebuilt = workflow.do_release(full, "0.2.0", reuse=False)  # from a full export, every row built
     assert made.reused > 0 and made.rebuilt < len(_snapshot_tasks(latest_snapshot(chain).path))
     for path in sorted(made.path.rglob("*")):
         if path.is_file() and path.name not in ("manifest.json", "manifest.sha256", "README.md"):

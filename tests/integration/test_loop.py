@@ -26,10 +26,10 @@ from typer.testing import CliRunner
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text, utf16
 from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
-from workbench.alignment import tags_to_spans
 from workbench.cli import app
 from workbench.labelstudio import LabelStudio, accounts
 from workbench.project import Project, read_json
+from workbench.spans.alignment import tags_to_spans
 
 # A test article the seeds do not have: Windows line ends, a flag and an emoji before the entities, so the
 # browser's UTF-16 offsets differ from Python's code points.

@@ -24,11 +24,11 @@ from typer.testing import CliRunner
 from tests.integration.annotators import Annotator, browser_region, find, prediction_regions, region_text
 from tests.support import REPO_ROOT, LabelStudioServer, tree_digest
 from workbench import server
-from workbench.alignment import tags_to_spans
 from workbench.cli import app
 from workbench.labelstudio import accounts
 from workbench.project import read_json
 from workbench.release.card import parse_front_matter
+from workbench.spans.alignment import tags_to_spans
 
 TITLE = "Releases test project"
 DATASET = "news-ner"

@@ -48,7 +48,7 @@ from tests.support import (
 )
 from workbench import server
 from workbench.cli import app
-from workbench.database import ENV_DATABASE
+from workbench.config.database import ENV_DATABASE
 from workbench.errors import AuthError
 from workbench.labelstudio import accounts
 from workbench.project import Project, read_json

@@ -27,7 +27,7 @@ from tests.support import (
 from tests.unit.test_cli_errors import error_of
 from workbench import server
 from workbench.cli import app
-from workbench.database import ENV_DATABASE
+from workbench.config.database import ENV_DATABASE
 from workbench.labelstudio import LabelStudio, accounts
 from workbench.project import Project, read_json
 

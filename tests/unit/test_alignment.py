@@ -6,9 +6,9 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from workbench.alignment import Aligned, align, choose_tagged, iob_names, tags_to_spans
 from workbench.records import Span
 from workbench.release.converters import words_and_spaces
+from workbench.spans.alignment import Aligned, align, choose_tagged, iob_names, tags_to_spans
 
 NLP = spacy.blank("en")
 TOKENIZER = NLP.tokenizer

@@ -13,13 +13,14 @@ import pytest
 import spacy
 
 from tests.support import make_project
-from workbench import build, workflow
-from workbench.build import RowBuilder
+from workbench import workflow
 from workbench.config import Config
 from workbench.errors import AlignmentError
 from workbench.project import Project
 from workbench.release import writer
-from workbench.snapshots import meta_path_for
+from workbench.rows import builder as build
+from workbench.rows.builder import RowBuilder
+from workbench.sync.snapshots import meta_path_for
 
 TOKENIZER = spacy.blank("en").tokenizer
 TEXTS = [

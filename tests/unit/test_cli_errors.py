@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 from workbench.articles import read_corpus
 from workbench.cli import app
 from workbench.labelstudio import transport
-from workbench.pool import PoolWriter, read_predictions
+from workbench.preannotation.pool import PoolWriter, read_predictions
 from workbench.records import Prediction
-from workbench.snapshots import meta_path_for
+from workbench.sync.snapshots import meta_path_for
 
 GOOD = "A title\nAlice Smith met Bob Jones in Paris.\n"
 NO_SERVER_ENV = {"LABEL_STUDIO_URL": None, "LABEL_STUDIO_API_KEY": None}

@@ -7,8 +7,8 @@ import pytest
 
 from tests.support import REPO_ROOT
 from workbench.articles import read_corpus
-from workbench.confidence import scored_docs
 from workbench.pipeline import load_ner_pipeline
+from workbench.preannotation.confidence import scored_docs
 
 EXTRA = ["", "   ", "🙂", "Kyiv.", "Erdoğan met Biden 🙂 in Rome on Monday.", "a b c d e f g h", "NATO " * 50]
 

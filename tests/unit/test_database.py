@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tests.support import make_project
 from tests.unit.test_cli_errors import error_of, make_root
 from workbench.cli import app
-from workbench.database import ENV_DATABASE, PostgresDatabase, parse_database
+from workbench.config.database import ENV_DATABASE, PostgresDatabase, parse_database
 from workbench.project import atomic_write_json
 
 SECRET = "s3cr3t-pass-word"

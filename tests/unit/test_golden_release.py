@@ -23,7 +23,7 @@ from tests.support import make_project
 from workbench import workflow
 from workbench.project import Project
 from workbench.release import manifest
-from workbench.snapshots import meta_path_for
+from workbench.sync.snapshots import meta_path_for
 
 GOLDEN = Path(__file__).parents[1] / "data" / "golden"
 CONFIG = 'dataset = "golden"\n[label_mapping]\nNATIONALITY = "NORP"\n'

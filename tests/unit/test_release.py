@@ -34,7 +34,7 @@ from workbench.release import (
     verify_release,
     writer,
 )
-from workbench.release import rows as rows_module
+from workbench.release import columns as rows_module
 from workbench.release.card import parse_front_matter
 from workbench.release.versions import check_new_version
 from workbench.splits import assign_splits, split_bucket
@@ -186,7 +186,7 @@ def relabel(rows: list[dict[str, Any]], row_index: int, new_label: str) -> list[
 
 def test_load_dataset_on_the_folder_gives_train_and_test_with_label_names(first: Path, hf_offline: Path) -> None:
     loaded = datasets.load_dataset(str(first), cache_dir=str(hf_offline / "load"))
-    manifest = read_manifest(first.parent, "1.0.0")
+    manifest = read_manifest(first.parent, "1.0.0").record
 
     assert isinstance(loaded, DatasetDict)
     assert set(loaded) == {"train", "test"}
@@ -202,7 +202,7 @@ def test_load_dataset_on_the_folder_gives_train_and_test_with_label_names(first:
 
 
 def test_first_release_puts_one_of_five_articles_in_test(first: Path) -> None:
-    manifest = read_manifest(first.parent, "1.0.0")
+    manifest = read_manifest(first.parent, "1.0.0").record
     assert sorted(manifest["split"]["membership"].values()) == ["test", "train", "train", "train", "train"]
     assert manifest["counts"]["test"]["articles"] == 1
     assert manifest["counts"]["total"]["labels"] == {"PERSON": 5, "GPE": 5, "ORG": 5}
@@ -217,7 +217,7 @@ def test_rows_are_sorted_by_article_and_paragraph(first: Path) -> None:
 def test_card_front_matter_parses_and_matches_the_data(first: Path) -> None:
     text = (first / "README.md").read_text(encoding="utf-8")
     front = parse_front_matter(text)
-    manifest = read_manifest(first.parent, "1.0.0")
+    manifest = read_manifest(first.parent, "1.0.0").record
 
     files = {item["split"]: item["path"] for item in front["configs"][0]["data_files"]}
     assert front["configs"][0]["config_name"] == "default"
@@ -241,7 +241,7 @@ def test_card_front_matter_parses_and_matches_the_data(first: Path) -> None:
 
 
 def test_manifest_checksums_every_other_file(first: Path) -> None:
-    manifest = read_manifest(first.parent, "1.0.0")
+    manifest = read_manifest(first.parent, "1.0.0").record
     on_disk = {p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()} - {"manifest.json",
                                                                                           "manifest.sha256"}
     assert set(manifest["files"]) == on_disk == {
@@ -262,7 +262,7 @@ def test_manifest_checksums_every_other_file(first: Path) -> None:
 def test_same_input_gives_byte_identical_files(tmp_path: Path) -> None:
     a = write_release(tmp_path / "a", corpus(), ctx("1.0.0"))
     b = write_release(tmp_path / "b", list(reversed(corpus())), ctx("1.0.0"))
-    assert read_manifest(a.parent, "1.0.0")["files"] == read_manifest(b.parent, "1.0.0")["files"]
+    assert read_manifest(a.parent, "1.0.0").record["files"] == read_manifest(b.parent, "1.0.0").record["files"]
 
 
 def test_files_do_not_depend_on_batches_shards_or_worker_processes(
@@ -360,7 +360,7 @@ def test_verify_passes_then_names_a_tampered_file(first: Path, releases: Path) -
 
 def test_the_label_figure_is_a_release_file_shown_in_the_card(first: Path, releases: Path) -> None:
     figure = first / "label-distribution.png"
-    manifest = read_manifest(releases, "1.0.0")
+    manifest = read_manifest(releases, "1.0.0").record
     assert figure.read_bytes().startswith(b"\x89PNG") and "label-distribution.png" in manifest["files"]
     card = (first / "README.md").read_text(encoding="utf-8")
     label_section = card[card.index("## Label schema") : card.index("## Splits")]
@@ -454,7 +454,7 @@ def test_docbin_loads_and_entities_equal_the_spans(first: Path, releases: Path) 
 
 
 def test_conll_has_one_docstart_per_article_and_four_columns(first: Path) -> None:
-    manifest = read_manifest(first.parent, "1.0.0")
+    manifest = read_manifest(first.parent, "1.0.0").record
     lines = (first / "train.conll").read_text(encoding="utf-8").split("\n")
     assert lines[:2] == ["-DOCSTART- -X- -X- O", ""]
     assert lines.count("-DOCSTART- -X- -X- O") == manifest["counts"]["train"]["articles"] == 4
@@ -479,7 +479,7 @@ def test_whitespace_tokens_keep_the_text_and_stay_out_of_conll(releases: Path) -
     }
     other = make_row("doc-z", 0, [("Rome", "GPE"), "too"])
     folder = write_release(releases, [row, other], ctx("1.0.0"))
-    split = read_manifest(releases, "1.0.0")["split"]["membership"]["doc-ws"]
+    split = read_manifest(releases, "1.0.0").record["split"]["membership"]["doc-ws"]
 
     doc = next(d for d in DocBin().from_disk(folder / f"{split}.spacy").get_docs(spacy.blank("en").vocab)
                if d.user_data["id"] == "ws")
@@ -551,10 +551,10 @@ def test_a_release_killed_half_way_leaves_no_version_and_is_cleaned_next_time(fi
 
 
 def test_class_label_ids_stay_stable_when_a_label_is_added(first: Path, releases: Path, hf_offline: Path) -> None:
-    old_names = read_manifest(releases, "1.0.0")["class_label_names"]
+    old_names = read_manifest(releases, "1.0.0").record["class_label_names"]
     rows = [*corpus(), make_row("article-7", 0, [("Danube", "LOC"), "flows"])]
     write_release(releases, rows, ctx("1.1.0", labels=("LOC", "PERSON", "GPE", "ORG")))
-    new_names = read_manifest(releases, "1.1.0")["class_label_names"]
+    new_names = read_manifest(releases, "1.1.0").record["class_label_names"]
 
     assert new_names[: len(old_names)] == old_names
     assert new_names[len(old_names):] == ["B-LOC", "I-LOC"]
@@ -571,13 +571,13 @@ def test_class_label_ids_stay_stable_when_a_label_is_added(first: Path, releases
     before, after = ids("1.0.0"), ids("1.1.0")
     assert all(after[row_id] == tags for row_id, tags in before.items())
     # the old articles kept their split
-    old_split = read_manifest(releases, "1.0.0")["split"]["membership"]
-    new_split = read_manifest(releases, "1.1.0")["split"]["membership"]
+    old_split = read_manifest(releases, "1.0.0").record["split"]["membership"]
+    new_split = read_manifest(releases, "1.1.0").record["split"]["membership"]
     assert {doc: new_split[doc] for doc in old_split} == old_split
 
 
 def test_a_release_that_would_empty_a_split_is_refused(first: Path, releases: Path) -> None:
-    membership = read_manifest(releases, "1.0.0")["split"]["membership"]
+    membership = read_manifest(releases, "1.0.0").record["split"]["membership"]
     train_only = [row for row in corpus() if membership[row["doc_id"]] == "train"]
     before = tree_digest(releases)
     with pytest.raises(ReleaseError, match="no test articles"):
@@ -598,9 +598,9 @@ def test_a_renamed_label_gets_new_ids_and_the_old_ones_are_kept_and_recorded(fir
     # the build has mapped the rows already (tests/unit/test_build.py); the release records the mapping
     mapped = json.loads(json.dumps(corpus()).replace('"ORG"', '"ORGANIZATION"').replace('-ORG"', '-ORGANIZATION"'))
     folder = write_release(releases, mapped, ctx("1.1.0", labels=labels, mapping={"ORG": "ORGANIZATION"}))
-    manifest = read_manifest(releases, "1.1.0")
+    manifest = read_manifest(releases, "1.1.0").record
 
-    old_names = read_manifest(releases, "1.0.0")["class_label_names"]
+    old_names = read_manifest(releases, "1.0.0").record["class_label_names"]
     assert manifest["class_label_names"] == [*old_names, "B-ORGANIZATION", "I-ORGANIZATION"]
     assert manifest["label_mapping"] == {"ORG": "ORGANIZATION"}
     assert manifest["retired_labels"] == ["ORG"]
@@ -629,7 +629,7 @@ def test_changed_split_settings_are_refused_unless_resplit_is_asked_for(first: P
 
 
 def test_a_renamed_article_keeps_its_rows_and_its_split(first: Path, releases: Path) -> None:
-    before = read_manifest(releases, "1.0.0")["split"]["membership"]
+    before = read_manifest(releases, "1.0.0").record["split"]["membership"]
     old = next(doc for doc, split in sorted(before.items()) if split == "train")
     newcomers = [f"new-{n}" for n in range(5)]
     # a new name that a fresh placement would put in test: it sorts before every newcomer, and test needs one more
@@ -642,7 +642,7 @@ def test_a_renamed_article_keeps_its_rows_and_its_split(first: Path, releases: P
     rows += [make_row(doc, 0, [("Rome", "GPE"), "is old ."]) for doc in newcomers]
     write_release(releases, rows, ctx("1.1.0"))
 
-    manifest = read_manifest(releases, "1.1.0")
+    manifest = read_manifest(releases, "1.1.0").record
     assert manifest["split"]["membership"][name] == "train"  # as `old` was: a rename never crosses the line
     assert manifest["changes"]["renamed"] == {old: name}
     diff = diff_releases(releases, "1.0.0", "1.1.0")

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from tests.support import make_project, tree_digest
-from workbench import build, workflow
+from workbench import workflow
 from workbench.errors import SnapshotError
 from workbench.project import Project
-from workbench.release import cut, manifest, writer
+from workbench.release import manifest, writer
 from workbench.release.rowcache import cache_path
-from workbench.snapshots import LINES, LinesWriter, meta_path_for, task_line
+from workbench.rows import builder as build
+from workbench.sync.snapshots import LINES, LinesWriter, meta_path_for, task_line
 
 GOLDEN = Path(__file__).parents[1] / "data" / "golden" / "snapshot.json"
 CONFIG = 'dataset = "golden"\n[label_mapping]\nNATIONALITY = "NORP"\n'
@@ -126,7 +127,7 @@ def test_only_changed_tasks_are_built_and_the_release_equals_a_full_rebuild(rele
 
 
 def test_workers_and_shards_give_the_same_release(released: Project, tmp_path: Path, monkeypatch):
-    full = cut(twin(released, tmp_path / "full"), "1.1.0", reuse=False)  # one process, one shard
+    full = workflow.do_release(twin(released, tmp_path / "full"), "1.1.0", reuse=False)  # one process, one shard
     assert full.note == "a full rebuild was asked for"
     monkeypatch.setattr(build, "PARALLEL_MIN_TASKS", 1)
     monkeypatch.setattr(build, "CHUNK_TASKS", 2)
@@ -146,7 +147,7 @@ def test_a_chain_of_releases_reuses_the_last_one_and_stays_equal_to_full_rebuild
     assert third.rebuilt == 1 and third.reused == len(tasks) - 1
     full = twin(released, tmp_path / "full")
     shutil.rmtree(full.releases_dir / "1.2.0")
-    assert cut(full, "1.2.0", reuse=False).rebuilt == len(tasks)
+    assert workflow.do_release(full, "1.2.0", reuse=False).rebuilt == len(tasks)
     assert tree_digest(released.releases_dir / "1.2.0") == tree_digest(full.releases_dir / "1.2.0")
     assert [p.name for p in cache_path(released, "1.2.0").parent.iterdir()] == ["1.2.0.arrow"]  # older ones go
 
@@ -177,7 +178,7 @@ def test_a_snapshot_as_the_server_sent_it_is_reused_from_too(tmp_path: Path):
 def test_what_cannot_be_trusted_is_built_again_and_said(released: Project, tmp_path: Path, spoil, why: str):
     spoil(released)
     project = Project.open(released.root)
-    full = cut(twin(project, tmp_path / "full"), "1.1.0", reuse=False)
+    full = workflow.do_release(twin(project, tmp_path / "full"), "1.1.0", reuse=False)
     result = workflow.do_release(project, "1.1.0")
     assert result.reused == 0 and why in result.note
     assert tree_digest(result.path) == tree_digest(full.path)

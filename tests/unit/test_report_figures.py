@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from workbench.interface import PALETTE
 from workbench.records import Row, Span
 from workbench.report import figures
 from workbench.report.figures import Activity, RowShapes
+from workbench.sync.interface import PALETTE
 
 LABELS = ["PERSON", "ORG", "GPE"]
 

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc
 
-from workbench.alignment import align, tags_to_spans
-from workbench.offsets import region_to_spans, spans_to_regions
 from workbench.records import Span
 from workbench.release.converters import words_and_spaces
+from workbench.spans.alignment import align, tags_to_spans
+from workbench.spans.offsets import region_to_spans, spans_to_regions
 
 
 def spaces_of(text: str, tokens: list[str]) -> list[bool]:

@@ -12,9 +12,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbench import pull as pull_module
 from workbench.errors import SnapshotError
-from workbench.snapshots import LINES, LinesWriter, Snapshot, checked_lines, iter_export, iter_lines, line_id, task_line
+from workbench.sync import pull as pull_module
+from workbench.sync.snapshots import (
+    LINES,
+    LinesWriter,
+    Snapshot,
+    checked_lines,
+    iter_export,
+    iter_lines,
+    line_id,
+    task_line,
+)
 
 
 def _task(task_id: int, *annotations: tuple[int, str], text: str = "Erdoğan met Biden 🙂") -> dict[str, Any]:
@@ -146,7 +155,7 @@ def test_a_base_edited_after_its_pull_is_not_built_upon(tmp_path: Path) -> None:
 
 def _pulled(project: Any, name: str) -> Snapshot:
     """A snapshot as a pull leaves it: export, record, and the latest pull's note."""
-    from workbench.snapshots import meta_path_for, read_snapshot, record_latest
+    from workbench.sync.snapshots import meta_path_for, read_snapshot, record_latest
 
     project.snapshots_dir.mkdir(parents=True, exist_ok=True)
     path = project.snapshots_dir / name
@@ -171,7 +180,7 @@ def _pulled(project: Any, name: str) -> Snapshot:
 def test_a_missing_newest_snapshot_is_refused_never_an_older_one_used(tmp_path: Path, description: str, damage: Any,
                                                                       message: str) -> None:
     from tests.support import make_project
-    from workbench.snapshots import latest_snapshot, newest_on_disk
+    from workbench.sync.snapshots import latest_snapshot, newest_on_disk
 
     project = make_project(tmp_path, link_venv=False)
     older = _pulled(project, "2026-12-01T100000-000000Z.json")

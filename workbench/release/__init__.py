@@ -23,27 +23,30 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from workbench import __version__
-from workbench.build import Build
 from workbench.errors import ReleaseError, ReviewOpenError
 from workbench.project import Project
 from workbench.records import Row
 from workbench.release.assemble import Assembly, assemble
 from workbench.release.draft import Prepared, ReleaseDraft
-from workbench.release.inspect import diff_releases, list_releases, verify_release
+from workbench.release.inspect import diff_releases, list_releases, readable_manifests, verify_release
 from workbench.release.manifest import ReleaseContext, read_manifest
 from workbench.release.rowcache import ParentParts, RowCache, Unusable, build_context, write_cache
 from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
 from workbench.release.writer import Reuse, write
-from workbench.review.record import release_summary
-from workbench.snapshots import Snapshot, latest_snapshot
+from workbench.rows.builder import Build
+from workbench.sync.snapshots import Snapshot, latest_snapshot
 from workbench.wording import EXCLUDED, counted
 
 Progress = Callable[[int], None]
+# The open review items among the rows a release holds: (snapshot, the rows as Arrow, the build) -> the manifest's
+# `review` record. Given by the caller (`workflow`), so releases depend on no review code.
+ReviewSummary = Callable[[Snapshot, pa.Table, Build], dict[str, Any]]
 
 __all__ = [
     "ReleaseContext",
@@ -53,6 +56,7 @@ __all__ = [
     "list_releases",
     "parse_version",
     "read_manifest",
+    "readable_manifests",
     "release_features",
     "verify_release",
     "write_release",
@@ -71,12 +75,21 @@ class ReleaseResult:
     note: str = ""  # why nothing could be reused from the parent, when there is one
 
 
-def cut(project: Project, version: str, *, progress: Progress | None = None, reuse: bool = True) -> ReleaseResult:
+def cut(
+    project: Project,
+    version: str,
+    *,
+    review: ReviewSummary,
+    progress: Progress | None = None,
+    reuse: bool = True,
+) -> ReleaseResult:
     """Cut release `version` of the project from its latest snapshot into exports/<dataset>/<version>/.
 
     Rows stream from the snapshot through the build into the release's Arrow columns and are never all held as
-    Python objects; the build's figures, known once every row has passed, go into the manifest. With `reuse`,
-    the tasks the parent release's row cache holds unchanged are not built again (the release is the same)."""
+    Python objects; the build's figures, known once every row has passed, go into the manifest, with the open
+    review items that `review` counts among the rows released (the caller's: a release knows no review). With
+    `reuse`, the tasks the parent release's row cache holds unchanged are not built again (the release is the
+    same)."""
     config = project.config
     ctx = ReleaseContext.from_config(
         config,
@@ -98,9 +111,9 @@ def cut(project: Project, version: str, *, progress: Progress | None = None, reu
         excluded = f" ({build.tasks} tasks: {counted(build.excluded, EXCLUDED)})"
         prepared = draft.prepare(source=f"The snapshot {snapshot.path.name}", counted=excluded)
         assert prepared.table is not None
-        review = release_summary(project, snapshot, prepared.table, build)
-        if review["open"] and config.review.block_release:
-            raise _review_open(version, review)
+        summary = review(snapshot, prepared.table, build)
+        if summary["open"] and config.review.block_release:
+            raise _review_open(version, summary)
         ctx = dataclasses.replace(
             ctx,
             snapshot_name=snapshot.path.name,
@@ -117,7 +130,7 @@ def cut(project: Project, version: str, *, progress: Progress | None = None, reu
             excluded_retired=build.excluded.get("retired", 0),
             excluded_awaiting_check=build.excluded.get("awaiting_check", 0),
             merge_ties=tuple(tie["task_id"] for tie in build.ties),
-            review=review,
+            review=summary,
         )
         parts = None
         if previous is not None and assembly.reused_rows and draft.parent_keys is not None:

@@ -19,12 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench.build import Build, Key, RowBuilder, Tally, processes_for
 from workbench.config import Config
 from workbench.pipeline import pipeline_version, resolve
 from workbench.release.draft import ReleaseDraft
 from workbench.release.rowcache import ParentParts, RowCache, Unusable, row_hash
-from workbench.snapshots import (
+from workbench.rows.builder import Build, Key, RowBuilder, Tally, processes_for
+from workbench.sync.snapshots import (
     LINES,
     Snapshot,
     check_intact,

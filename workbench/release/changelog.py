@@ -70,7 +70,7 @@ def update_changelog(releases_dir: Path, dataset: str) -> None:
             with contextlib.suppress(ReleaseError):
                 manifest = read_manifest(releases_dir, str(version))
                 sha = file_sha256(releases_dir / str(version) / MANIFEST)
-                entries[str(version)] = changelog_entry(manifest, sha)
+                entries[str(version)] = changelog_entry(manifest.record, sha)
 
     def order(version: str) -> tuple[int, Version | str]:
         return (1, Version(version)) if SEMVER.fullmatch(version) else (0, version)

@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,9 +15,9 @@ from packaging.version import Version
 
 from workbench.errors import ReleaseError
 from workbench.records import Row
+from workbench.release.columns import RowPacker
 from workbench.release.inspect import release_keys
-from workbench.release.manifest import ReleaseContext, RowKeys, read_manifest
-from workbench.release.rows import RowPacker
+from workbench.release.manifest import Manifest, ReleaseContext, RowKeys, SplitRecord, read_manifest
 from workbench.release.schema import class_label_names
 from workbench.release.versions import check_new_version
 from workbench.splits import SPLITS, assign_splits
@@ -86,7 +85,7 @@ class ReleaseDraft:
         if self.parent:
             parent_manifest = read_manifest(self.releases_dir, str(self.parent))
             parent_keys = self.parent_keys or release_keys(self.releases_dir / str(self.parent), parent_manifest)
-            parent_names = parent_manifest["class_label_names"]
+            parent_names = parent_manifest.class_label_names
         names = class_label_names(ctx.labels, parent_names, ctx.label_mapping)
         table = self.packer.table(names)
         if self._reused is not None:
@@ -125,12 +124,12 @@ def _check_unique_places(table: pa.Table) -> None:
 
 
 def _renames(
-    row_docs: Mapping[str, str], parent_docs: Mapping[str, str], parent_manifest: Mapping[str, Any] | None
+    row_docs: Mapping[str, str], parent_docs: Mapping[str, str], parent_manifest: Manifest | None
 ) -> dict[str, str]:
     """Articles of the parent that are here under another name: their rows (same ids) now have a new doc_id."""
     if not parent_manifest:
         return {}
-    before = parent_manifest["split"]["membership"]
+    before = parent_manifest.split.membership
     now = set(row_docs.values())
     votes: dict[str, Counter[str]] = {}
     for row_id, doc in row_docs.items():
@@ -142,7 +141,7 @@ def _renames(
 
 def _place(
     row_docs: Mapping[str, str], parent_docs: Mapping[str, str], ctx: ReleaseContext,
-    parent_manifest: Mapping[str, Any] | None,
+    parent_manifest: Manifest | None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Every article's split, and the parent's articles no longer present. Articles of the parent keep theirs; an
     article new by name whose rows were in the parent (renamed, split off, merged into a new file) takes the split
@@ -150,9 +149,9 @@ def _place(
     on before never lands in test)."""
     known: dict[str, str] = {}
     if parent_manifest and not ctx.resplit:
-        parent_split = parent_manifest["split"]
+        parent_split = parent_manifest.split
         _check_split_settings(parent_split, ctx)
-        known = {**parent_split.get("retired_membership", {}), **parent_split["membership"]}
+        known = {**parent_split.retired_membership, **parent_split.membership}
         known |= _inherited(row_docs, parent_docs, known)
     membership = assign_splits(sorted(set(row_docs.values())), test_fraction=ctx.test_fraction, seed=ctx.seed,
                                previous=known)  # fmt: skip
@@ -171,9 +170,9 @@ def _inherited(row_docs: Mapping[str, str], parent_docs: Mapping[str, str], know
     return {doc: max(SPLITS, key=lambda split: (counts[split], split == "train")) for doc, counts in votes.items()}
 
 
-def _check_split_settings(parent_split: Mapping[str, Any], ctx: ReleaseContext) -> None:
+def _check_split_settings(parent_split: SplitRecord, ctx: ReleaseContext) -> None:
     """Changing how articles are split is an explicit choice: refuse a silent change of fraction or seed."""
-    before = (parent_split.get("test_fraction"), parent_split.get("seed"))
+    before = (parent_split.test_fraction, parent_split.seed)
     if before != (ctx.test_fraction, ctx.seed):
         raise ReleaseError(
             f"The split settings changed since the last release (test_fraction, seed: {before} -> "

@@ -14,9 +14,9 @@ from datasets import Features
 from workbench.errors import ReleaseError
 from workbench.project import file_sha256
 from workbench.release.changelog import changelog_entries
+from workbench.release.columns import BATCH_ROWS
 from workbench.release.layout import CHANGELOG, FORMATS, MANIFEST, MANIFEST_CHECKSUM, parquet_path
-from workbench.release.manifest import Counts, RowKeys, diff_keys, read_manifest
-from workbench.release.rows import BATCH_ROWS
+from workbench.release.manifest import Counts, Manifest, RowKeys, diff_keys, read_manifest
 from workbench.release.versions import existing_versions, release_folder
 from workbench.splits import SPLITS
 
@@ -35,9 +35,9 @@ def release_batches(folder: Path, split: str, columns: Sequence[str] | None = No
         ) from None
 
 
-def release_keys(folder: Path, manifest: Mapping[str, Any]) -> RowKeys:
+def release_keys(folder: Path, manifest: Manifest) -> RowKeys:
     """The diff side of an existing release, read from its parquet files a batch at a time."""
-    names = manifest["class_label_names"]
+    names = manifest.class_label_names
     keys = RowKeys()
     for split in SPLITS:
         for rows in release_batches(folder, split, ["id", "doc_id", "ner_tags", "spans"]):
@@ -60,7 +60,7 @@ def verify_release(releases_dir: Path, version: str) -> list[str]:
     except ReleaseError as exc:
         return [str(exc)]
     problems = []
-    listed: Mapping[str, Mapping[str, Any]] = manifest.get("files", {})
+    listed: Mapping[str, Mapping[str, Any]] = manifest.files
     for relpath, expected in sorted(listed.items()):
         path = folder / relpath
         if not path.is_file():
@@ -77,10 +77,10 @@ def verify_release(releases_dir: Path, version: str) -> list[str]:
     return problems
 
 
-def _manifest_checksum(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+def _manifest_checksum(folder: Path, manifest: Manifest) -> list[str]:
     """The manifest against its own checksum file (releases of format 2 on have one)."""
     path = folder / MANIFEST_CHECKSUM
-    if manifest.get("format") == FORMATS[0] and not path.exists():
+    if manifest.format == FORMATS[0] and not path.exists():
         return []
     try:
         recorded = path.read_text(encoding="utf-8").split()[0]
@@ -91,26 +91,26 @@ def _manifest_checksum(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+def _manifest_disagreements(releases_dir: Path, folder: Path, manifest: Manifest) -> list[str]:
     """Where the manifest no longer says what the (checksum-verified) data files and the changelog say."""
     found = []
-    membership = manifest.get("split", {}).get("membership", {})
-    counts = Counts(manifest.get("labels", []))
+    membership = manifest.split.membership
+    counts = Counts(manifest.labels)
     for split in SPLITS:
         schema = pq.read_schema(folder / parquet_path(split))
         features = Features.from_arrow_schema(schema)
-        if list(features["ner_tags"].feature.names) != list(manifest.get("class_label_names", [])):
+        if list(features["ner_tags"].feature.names) != manifest.class_label_names:
             found.append(f"its class_label_names differ from the {split} parquet's ClassLabel names")
         for rows in release_batches(folder, split, ["doc_id", "spans", "annotators"]):
             for row in rows:
                 if membership.get(row["doc_id"]) != split:
                     found.append(f"its split membership does not put article {row['doc_id']} in {split}")
                 counts.add(split, row["doc_id"], row["annotators"], (span["label"] for span in row["spans"]))
-    if not found and counts.result() != manifest.get("counts"):
+    if not found and counts.result() != manifest.counts:
         found.append("its counts differ from the counts of the data files")
     changelog = releases_dir / CHANGELOG
     if changelog.is_file():
-        entry = changelog_entries(changelog.read_text(encoding="utf-8")).get(str(manifest.get("version")), "")
+        entry = changelog_entries(changelog.read_text(encoding="utf-8")).get(manifest.version, "")
         digest = file_sha256(folder / MANIFEST)
         if entry and digest not in entry:
             found.append(f"its sha256 {digest[:12]}... is not the one {CHANGELOG} recorded for this release")
@@ -134,6 +134,17 @@ def diff_releases(releases_dir: Path, a: str, b: str) -> dict[str, Any]:
     return {"a": a, "b": b, **diff_keys(keys_a, keys_b)}
 
 
+def readable_manifests(releases_dir: Path) -> list[dict[str, Any]]:
+    """The manifest of every release that can be read, oldest first (`releases` names the others)."""
+    found = []
+    for version in existing_versions(Path(releases_dir)):
+        try:
+            found.append(read_manifest(releases_dir, str(version)).record)
+        except ReleaseError:
+            continue
+    return found
+
+
 def list_releases(releases_dir: Path) -> list[dict[str, Any]]:
     """Every release, oldest first: version, created_at, rows per split and total size in bytes; a release whose
     manifest cannot be read is listed with the `problem`."""
@@ -148,12 +159,12 @@ def list_releases(releases_dir: Path) -> list[dict[str, Any]]:
                         "problem": str(exc)})  # fmt: skip
             continue
         own = [folder / name for name in (MANIFEST, MANIFEST_CHECKSUM) if (folder / name).exists()]
-        size = sum(info["size"] for info in manifest["files"].values()) + sum(p.stat().st_size for p in own)
+        size = sum(info["size"] for info in manifest.files.values()) + sum(p.stat().st_size for p in own)
         out.append(
             {
                 "version": str(version),
-                "created_at": manifest["created_at"],
-                "rows": {split: manifest["counts"][split].get("rows") for split in SPLITS},
+                "created_at": manifest.created_at,
+                "rows": {split: manifest.counts[split].get("rows") for split in SPLITS},
                 "size_bytes": size,
             }
         )

@@ -232,8 +232,52 @@ def build_manifest(
     }
 
 
-def read_manifest(releases_dir: Path, version: str) -> dict[str, Any]:
-    """A release's manifest.json, refused with a clear message when it is missing or unreadable."""
+@dataclass(frozen=True)
+class SplitRecord:
+    """How a release placed its articles: the settings, and each article's split (and the retired ones')."""
+
+    test_fraction: float
+    seed: int
+    membership: dict[str, str]
+    retired_membership: dict[str, str]
+    resplit: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A release's manifest.json, read back and checked: what listing, diffing, verifying, training and releasing
+    on top of it rely on, by name. `record` is the whole file, for the card, the changelog and the report page."""
+
+    version: str
+    format: str
+    dataset: str
+    created_at: str
+    files: dict[str, dict[str, Any]]
+    counts: dict[str, Any]
+    labels: list[str]
+    class_label_names: list[str]
+    split: SplitRecord
+    changes: dict[str, Any]
+    excluded_tasks: dict[str, int]
+    record: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Manifest:
+        split = record["split"]
+        return cls(
+            version=str(record["version"]), format=str(record.get("format", "")),
+            dataset=str(record.get("dataset", "")), created_at=str(record["created_at"]), files=record["files"],
+            counts=record["counts"], labels=list(record["labels"]), class_label_names=list(record["class_label_names"]),
+            split=SplitRecord(test_fraction=split.get("test_fraction"), seed=split.get("seed"),
+                              membership=dict(split.get("membership") or {}),
+                              retired_membership=dict(split.get("retired_membership") or {}),
+                              resplit=bool(split.get("resplit"))),
+            changes=record["changes"], excluded_tasks=dict(record.get("excluded_tasks") or {}), record=record,
+        )  # fmt: skip
+
+
+def read_manifest(releases_dir: Path, version: str) -> Manifest:
+    """A release's manifest.json, refused with a clear message when it is missing, unreadable or not ours."""
     folder = release_folder(releases_dir, version)
     path = folder / MANIFEST
     try:
@@ -251,13 +295,15 @@ def read_manifest(releases_dir: Path, version: str) -> dict[str, Any]:
     missing = [key for key, kind in REQUIRED.items() if not isinstance(manifest.get(key), kind)]
     missing += [f"counts.{split}" for split in (*SPLITS, "total")
                 if "counts" not in missing and not isinstance(manifest["counts"].get(split), dict)]  # fmt: skip
+    if "split" not in missing and not isinstance(manifest["split"].get("membership"), dict):
+        missing.append("split.membership")
     if missing:
         raise ReleaseError(
             f"The {MANIFEST} of release {version} in {releases_dir} lacks {', '.join(missing)} (or holds something "
             "else there), so it was edited or written by another tool. Restore the folder from a backup, or move it "
             "aside and release again."
         )
-    return manifest
+    return Manifest.of(manifest)
 
 
 # What the workbench reads from a manifest: listing, diffing, verifying and releasing on top of it.

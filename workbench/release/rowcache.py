@@ -39,8 +39,8 @@ from workbench import __file__ as _package_init
 from workbench.config import Config
 from workbench.pipeline import pipeline_version, resolve, tokenizer_sha256
 from workbench.project import Project, atomic_write_bytes, file_sha256
-from workbench.release.layout import MANIFEST, conll_path, docbin_path, parquet_path
-from workbench.release.manifest import RowKeys
+from workbench.release.layout import DATA_FORMATS, MANIFEST, conll_path, docbin_path, parquet_path
+from workbench.release.manifest import Manifest, RowKeys
 from workbench.splits import SPLITS
 
 FORMAT = "workbench-row-cache/1"
@@ -173,12 +173,12 @@ class ParentParts:
     columns: tuple[int, ...] = ()  # the token columns that hold strings (ORTH, ENT_TYPE)
 
     @classmethod
-    def load(cls, folder: Path, manifest: Mapping[str, Any]) -> ParentParts:
+    def load(cls, folder: Path, manifest: Manifest) -> ParentParts:
         """Read the parent's parquet, DocBin and CoNLL files, each checked against the parent's manifest."""
-        listed = manifest.get("files", {})
+        listed = manifest.files
         tables, parts, strings, columns = [], {}, set(), ()
         for split in SPLITS:
-            for name in (parquet_path(split), docbin_path(split), conll_path(split)):
+            for name in (fmt.path(split) for fmt in DATA_FORMATS.values()):
                 try:
                     digest = file_sha256(folder / name) if name in listed else ""
                 except OSError as exc:

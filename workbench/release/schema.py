@@ -8,9 +8,9 @@ from typing import Any
 
 from datasets import ClassLabel, Features, List, Value
 
-from workbench.alignment import iob_names
 from workbench.errors import ReleaseError
 from workbench.records import row_columns
+from workbench.spans.alignment import iob_names
 
 SPAN = {"start": Value("int32"), "end": Value("int32"), "label": Value("string"), "text": Value("string")}
 

@@ -29,6 +29,7 @@ from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.project import file_sha256, remove_stale_temps, temp_path
 from workbench.release.card import front_matter, render_card
 from workbench.release.changelog import update_changelog
+from workbench.release.columns import BATCH_ROWS, row_of
 from workbench.release.converters import row_to_conll, row_to_doc
 from workbench.release.draft import Prepared
 from workbench.release.layout import (
@@ -43,7 +44,6 @@ from workbench.release.layout import (
 )
 from workbench.release.manifest import Counts, ReleaseContext, RowKeys, build_manifest, diff_keys
 from workbench.release.rowcache import DocParts, ParentParts
-from workbench.release.rows import BATCH_ROWS, row_of
 from workbench.release.schema import release_features
 from workbench.report.figures import release_label_distribution
 from workbench.report.plots import draw
@@ -117,12 +117,18 @@ def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, r
         sizes = {path: entry["size"] for path, entry in data_files.items()}
         front = front_matter(manifest, release_features(names), splits, sizes)
         _write_file(folder / CARD, render_card(front, manifest, data_files, figure=LABEL_FIGURE).encode("utf-8"))
-        written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        manifest["files"] = {relpath: _file_entry(folder / relpath) for relpath in written}
-        manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        _write_file(folder / MANIFEST, manifest_bytes)
-        digest = hashlib.sha256(manifest_bytes).hexdigest()
-        _write_file(folder / MANIFEST_CHECKSUM, f"{digest}  {MANIFEST}\n".encode())
+        _write_manifest(folder, manifest)
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """The manifest, listing every file already written with its checksum, then the manifest's own checksum: the
+    last files of a release before its folder is renamed into place."""
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    manifest["files"] = {relpath: _file_entry(folder / relpath) for relpath in written}
+    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    _write_file(folder / MANIFEST, manifest_bytes)
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    _write_file(folder / MANIFEST_CHECKSUM, f"{digest}  {MANIFEST}\n".encode())
 
 
 # ---- files ---------------------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from workbench.interface import PALETTE
 from workbench.records import Row
 from workbench.splits import SPLITS
+from workbench.sync.interface import PALETTE
 
 ChartKind = Literal["bars", "hbars", "lines", "steps"]
 SPAN_WORDS_CAP = 10  # spans of this many words or more share the last bar

@@ -12,14 +12,14 @@ import pyarrow as pa
 import spacy
 from spacy.tokens import Doc
 
-from workbench.build import RowBuilder, processes_for
+from workbench.model.listing import list_models
 from workbench.project import Project
 from workbench.records import Row
 from workbench.release.converters import row_to_doc
 from workbench.review import analysis, record
 from workbench.review.kfold import cross_validate
-from workbench.snapshots import Snapshot, check_intact, latest_snapshot
-from workbench.train import list_models
+from workbench.rows.builder import RowBuilder, processes_for
+from workbench.sync.snapshots import Snapshot, check_intact, latest_snapshot
 
 ROW_BATCH = 1000
 

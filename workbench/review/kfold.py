@@ -13,7 +13,6 @@ The base a fold model starts from is never a model trained on this corpus: when 
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import tempfile
@@ -24,16 +23,15 @@ from typing import Any
 
 import numpy
 import pandas as pd
-import spacy
 from spacy.language import Language
 from spacy.pipeline._parser_internals._beam_utils import BeamBatch
 from spacy.tokens import Doc
-from spacy.training.loop import train as spacy_train
 
+from workbench.model.data import write_training_data
+from workbench.model.training import init_training_nlp, run_training, training_config
 from workbench.pipeline import resolve
 from workbench.project import Project
 from workbench.records import stable_hash
-from workbench.train import init_training_nlp, training_config, write_training_data
 
 # Entities the beam gives less than this are not kept (they say nothing, and there are many).
 MIN_PROBABILITY = 0.01
@@ -146,9 +144,7 @@ def _train(project: Project, docs: Sequence[Doc], work: Path) -> Language:
     config["training"]["max_steps"] = settings.review.max_steps
     config["training"]["eval_frequency"] = settings.review.eval_frequency
     nlp = init_training_nlp(config, resolve(settings.model.name, project.root))
-    (work / "run").mkdir()
-    spacy_train(nlp, work / "run", use_gpu=-1, stdout=io.StringIO(), stderr=io.StringIO())
-    return spacy.load(work / "run" / "model-best")
+    return run_training(nlp, work / "best")
 
 
 def _workbench_base(path: str) -> str | None:

@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from workbench.build import Build
 from workbench.project import Project, atomic_write_json
 from workbench.records import stable_hash
 from workbench.review import analysis, flags
-from workbench.snapshots import Snapshot
+from workbench.rows.builder import Build
+from workbench.sync.snapshots import Snapshot
 
 CHEAP_REASONS = ("label", "missing", "disagreement")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.interface import label_hints, labeling_config
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import bound_project
 from workbench.project import Project
 from workbench.review import flags, record
 from workbench.review.find import ReviewResult
+from workbench.sync.interface import label_hints, labeling_config
 
 TAB_TITLE = "Needs review"
 # Flagged tasks hold "needs a second look: ..." in data.review. "contains" gives exactly them whatever the first

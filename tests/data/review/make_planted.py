@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.articles import read_corpus  # noqa: E402
 from workbench.config import DEFAULT_LABELS  # noqa: E402
-from workbench.offsets import spans_to_regions  # noqa: E402
 from workbench.pipeline import load_ner_pipeline  # noqa: E402
-from workbench.preannotate import doc_to_spans  # noqa: E402
+from workbench.preannotation.entities import doc_to_spans  # noqa: E402
 from workbench.records import Span  # noqa: E402
+from workbench.spans.offsets import spans_to_regions  # noqa: E402
 
 SEED = 15
 MIN_MENTIONS = 4

@@ -33,7 +33,7 @@ from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import bound_project
 from workbench.labelstudio.client import ExportInfo
 from workbench.project import Project, atomic_write_json, remove_stale_temps, temp_path
-from workbench.snapshots import (
+from workbench.sync.snapshots import (
     LINES,
     LinesWriter,
     Snapshot,

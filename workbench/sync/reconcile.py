@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.articles import Article
-from workbench.records import Paragraph, Span, stable_hash, stamp_time
+from workbench.records import Paragraph, Span, stable_hash
 
 # The task data fields the corpus owns: a change in any of them is pushed to the task.
 CORPUS_FIELDS = ("text", "doc_id", "paragraph", "paragraphs", "position", "offset", "title")
@@ -340,17 +340,6 @@ def reanchor(old_text: str, new_text: str, spans: Iterable[Span]) -> tuple[list[
         else:
             moved.append(carried)
     return moved, held
-
-
-def confirmed(annotation: Mapping[str, Any], held: Mapping[str, str]) -> bool:
-    """Whether an exported annotation counts after an edit of its task's text: it was not held back (see
-    `carry`), or it was submitted again since (`updated_at` later than the time recorded in `held`)."""
-    stamp = held.get(str(annotation.get("id")))
-    if stamp is None:
-        return True
-    if not stamp:
-        return False
-    return stamp_time(annotation.get("updated_at")) > stamp_time(stamp)
 
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench.alignment import iob_names
 from workbench.errors import ReleaseError
 from workbench.records import Row, Span
 from workbench.release.schema import release_features
+from workbench.spans.alignment import iob_names
 
 # Rows are converted to Arrow this many at a time: ~1 KB a paragraph column-wise against ~20 KB as objects.
 BATCH_ROWS = 1000

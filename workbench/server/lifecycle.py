@@ -1,11 +1,9 @@
-"""The local Label Studio server the workbench starts and stops itself, and the credentials to talk to it.
+"""The local Label Studio server's lifecycle: started, found running, stopped, its status.
 
 Label Studio runs from its own virtual environment (`.venv-labelstudio`), detached, bound to 127.0.0.1, with a
-clean environment and its data under `.workbench/labelstudio/data` (or in a PostgreSQL database: `database.py`),
-served by its development server or by gunicorn workers (`serving.py`). The admin's password is generated once and,
-with a personal access token minted through the login form (no UI), kept in `.workbench/labelstudio.json` (0600).
-Setting LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY points the workbench at an external server instead; whether
-that is so is decided in one place, `external_connection`. This module speaks no HTTP itself: health checks and
+clean environment and its data under `.workbench/labelstudio/data` (or in a PostgreSQL database, checked first:
+`server.database`), served by its development server or by gunicorn workers (`server.serving`). The admin's
+password and the API token are kept by `server.credentials`. This module speaks no HTTP itself: health checks and
 tokens go through `workbench.labelstudio`. Secrets never appear in a message, an exception or a quoted log line.
 """
 
@@ -16,19 +14,27 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 from filelock import FileLock, Timeout
 
-from workbench.database import check_reachable, configured_database, describe
-from workbench.errors import LoginRefusedError, ServerError
-from workbench.labelstudio.accounts import key_works, mint_token
+from workbench.config.database import configured_database, describe
+from workbench.errors import ServerError
 from workbench.labelstudio.client import is_healthy, release_of
-from workbench.labelstudio.transport import ENV_API_KEY, ENV_URL, redact
-from workbench.processes import (
+from workbench.labelstudio.transport import redact
+from workbench.project import Project, atomic_write_bytes
+from workbench.server.credentials import (
+    ADMIN_EMAIL,
+    data_dir,
+    ensure_token,
+    read_credentials,
+    write_credentials,
+)
+from workbench.server.database import check_reachable
+from workbench.server.processes import (
     LOOPBACK_IP,
     alive,
     free_port,
@@ -39,13 +45,9 @@ from workbench.processes import (
     run_logged,
     terminate,
 )
-from workbench.project import Project, atomic_write_bytes, atomic_write_json, read_json
-from workbench.serving import Serving, check_same_database
+from workbench.server.serving import Serving, check_same_database
 
 HOST = LOOPBACK_IP
-ADMIN_EMAIL = "admin@workbench.local"
-# `database` is the one the server was started on, without its password; `serving` how it was served.
-CREDENTIAL_KEYS = ("url", "api_key", "username", "password", "port", "database", "serving")
 
 _POLL_SECONDS = 0.25
 _LOG_TAIL_LINES = 20
@@ -94,18 +96,6 @@ class ServerStatus:
         }
 
 
-@dataclass(frozen=True)
-class Connection:
-    """Where the Label Studio API is and the key to use; `external` when it came from the environment."""
-
-    url: str
-    api_key: str = field(repr=False)
-    external: bool = False
-
-    def __repr__(self) -> str:
-        return f"Connection(url={self.url!r}, api_key='***', external={self.external})"
-
-
 # --------------------------------------------------------------------------------------------- start / stop
 
 
@@ -114,7 +104,7 @@ def start(project: Project, *, port: int | None = None, timeout: float = 180) ->
     began = time.monotonic()
     _prepare_dirs(project)
     with _server_lock(project, "workbench server start", timeout):
-        creds = _read_credentials(project)
+        creds = read_credentials(project)
         running = _recorded_pid(project)
         if running is not None:
             return _adopt_running(project, running, creds, port, began, timeout)
@@ -130,12 +120,12 @@ def start(project: Project, *, port: int | None = None, timeout: float = 180) ->
                 check_reachable(serving.database, serving.binary.with_name("python"))
             _rotate_log(project)
             if serving.needs_prepare:
-                _write_credentials(project, creds)
+                write_credentials(project, creds)
                 _prepare(project, serving, creds, began + timeout)
             for attempt in (1, 2):
                 chosen = _choose_port(port, creds) if attempt == 1 else free_port()
                 creds.update(url=f"http://{HOST}:{chosen}", port=chosen)
-                _write_credentials(project, creds)
+                write_credentials(project, creds)
                 pid = _launch(project, serving, chosen, creds)
                 try:
                     _wait_healthy(project, pid, chosen, began + timeout, creds)
@@ -150,14 +140,14 @@ def start(project: Project, *, port: int | None = None, timeout: float = 180) ->
                             "workbench pick one."
                         ) from None
             assert pid is not None
-            _ensure_token(project, creds)
+            ensure_token(project, creds)
         except BaseException:
             if pid is not None:
                 terminate(pid, 15)
             _remove_pid_file(project)
             raise
         return ServerInfo(
-            creds["url"], chosen, pid, _data_dir(project), _log_file(project), True, time.monotonic() - began
+            creds["url"], chosen, pid, data_dir(project), _log_file(project), True, time.monotonic() - began
         )
 
 
@@ -178,45 +168,12 @@ def stop(project: Project, *, timeout: float = 15) -> bool:
 def status(project: Project) -> ServerStatus:
     """Report the recorded local server without raising: running, reachable, which version."""
     pid = _recorded_pid(project)
-    creds = _read_credentials(project, strict=False)
+    creds = read_credentials(project, strict=False)
     url = creds.get("url") if isinstance(creds.get("url"), str) else None
     healthy = bool(pid is not None and url and is_healthy(url))
     version = release_of(url) if healthy and url else None
     shown = {key: str(creds[key]) for key in ("database", "serving") if isinstance(creds.get(key), str)}
-    return ServerStatus(pid is not None, url, version, healthy, pid, _data_dir(project), **shown)
-
-
-def external_connection() -> Connection | None:
-    """The external server when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are both set, None when neither is.
-
-    The one place that decides whether the workbench uses a server of the user's or starts its own; half of the
-    pair is an error, said before anything starts."""
-    url, key = os.environ.get(ENV_URL, "").strip(), os.environ.get(ENV_API_KEY, "").strip()
-    if url and key:
-        return Connection(url.rstrip("/"), key, external=True)
-    if url or key:
-        missing = ENV_API_KEY if url else ENV_URL
-        raise ServerError(
-            f"Only one of {ENV_URL} and {ENV_API_KEY} is set, so the workbench does not know which server to "
-            f"use. Set {missing} too to use an external Label Studio, or unset both to use the local server "
-            "(`workbench server start`)."
-        )
-    return None
-
-
-def connection(project: Project) -> Connection:
-    """The server to talk to: the external one (see `external_connection`), else the local one's credentials."""
-    external = external_connection()
-    if external is not None:
-        return external
-    creds = _read_credentials(project)
-    if not creds.get("url") or not creds.get("api_key"):
-        raise ServerError(
-            f"There are no Label Studio credentials for this project ({project.credentials_file} is missing or "
-            f"incomplete). Run `workbench server start` to start the local server, or set {ENV_URL} and "
-            f"{ENV_API_KEY} to use an external one."
-        )
-    return Connection(str(creds["url"]).rstrip("/"), str(creds["api_key"]), external=False)
+    return ServerStatus(pid is not None, url, version, healthy, pid, data_dir(project), **shown)
 
 
 # --------------------------------------------------------------------------------------------- start helpers
@@ -226,8 +183,8 @@ def _prepare_dirs(project: Project) -> None:
     """`.workbench/` holds the credentials: only its owner may enter it."""
     project.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(project.state_dir, 0o700)
-    _data_dir(project).mkdir(parents=True, exist_ok=True)
-    _ensure_secret_key(_data_dir(project))
+    data_dir(project).mkdir(parents=True, exist_ok=True)
+    _ensure_secret_key(data_dir(project))
 
 
 def _ensure_secret_key(data_dir: Path) -> None:
@@ -275,7 +232,7 @@ def _serving(project: Project, creds: dict[str, Any]) -> Serving:
     settings = project.config.labelstudio
     database = configured_database(settings.database)
     check_same_database(creds.get("database"), database, project.project_file)
-    return Serving(binary, _data_dir(project), HOST, settings.workers, database)
+    return Serving(binary, data_dir(project), HOST, settings.workers, database)
 
 
 def _adopt_running(
@@ -303,8 +260,8 @@ def _adopt_running(
             )
         time.sleep(_POLL_SECONDS)
     creds["url"] = url
-    _ensure_token(project, creds)
-    return ServerInfo(url, recorded, pid, _data_dir(project), _log_file(project), False, time.monotonic() - began)
+    ensure_token(project, creds)
+    return ServerInfo(url, recorded, pid, data_dir(project), _log_file(project), False, time.monotonic() - began)
 
 
 def _choose_port(requested: int | None, creds: dict[str, Any]) -> int:
@@ -353,7 +310,7 @@ def _launch(project: Project, serving: Serving, port: int, creds: dict[str, Any]
 
     The admin login is passed only when the database does not exist yet and nothing prepared it (it is used
     once, to create the account), so a running server's environment does not hold the password."""
-    first_start = not serving.needs_prepare and not (_data_dir(project) / "label_studio.sqlite3").exists()
+    first_start = not serving.needs_prepare and not (data_dir(project) / "label_studio.sqlite3").exists()
     env = serving.environment(admin=creds if first_start else None)
     try:
         pid = launch_detached(serving.command(port), log_file=_log_file(project), cwd=project.server_dir, env=env)
@@ -381,7 +338,7 @@ def _wait_healthy(project: Project, pid: int, port: int, deadline: float, creds:
     while True:
         if not alive(pid):
             raise ServerError(
-                f"Label Studio exited while starting (port {port}, data folder {_data_dir(project)}). Last lines "
+                f"Label Studio exited while starting (port {port}, data folder {data_dir(project)}). Last lines "
                 f"of {_log_file(project)}:\n{_log_tail(project, creds)}\nFix the cause shown there and run "
                 "`workbench server start` again; if the data folder is damaged, move it away to start empty."
             )
@@ -397,26 +354,6 @@ def _wait_healthy(project: Project, pid: int, port: int, deadline: float, creds:
                 "start applies database migrations and takes longer on a slow machine)."
             )
         time.sleep(_POLL_SECONDS)
-
-
-def _ensure_token(project: Project, creds: dict[str, Any]) -> None:
-    """Keep the stored token if the server still accepts it; otherwise mint a new one with the stored login."""
-    url = str(creds["url"])
-    key = creds.get("api_key")
-    if isinstance(key, str) and key and key_works(url, key):
-        return
-    try:
-        creds["api_key"] = mint_token(url, str(creds["username"]), str(creds["password"]))
-    except LoginRefusedError:
-        where = creds.get("database") if creds.get("database", "sqlite") != "sqlite" else None
-        raise LoginRefusedError(
-            f"Label Studio's {f'database {where}' if where else f'data folder {_data_dir(project)}'} holds an admin "
-            f"account ({creds['username']}) whose password is not the one in {project.credentials_file}: that file "
-            "was replaced or deleted after the account was made. Restore the file, or stop the server and "
-            + ("point [labelstudio] database at an empty database." if where else "move the data folder away to "
-               "start with an empty server (the old projects stay in the moved folder).")
-        ) from None
-    _write_credentials(project, creds)
 
 
 # --------------------------------------------------------------------------------------------- process helpers
@@ -447,14 +384,10 @@ def _is_our_server(pid: int, project: Project) -> bool:
         cmdline = " ".join(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    return ("label-studio" in cmdline or "label_studio" in cmdline) and str(_data_dir(project)) in cmdline
+    return ("label-studio" in cmdline or "label_studio" in cmdline) and str(data_dir(project)) in cmdline
 
 
 # --------------------------------------------------------------------------------------------- files
-
-
-def _data_dir(project: Project) -> Path:
-    return project.server_dir / "data"
 
 
 def _pid_file(project: Project) -> Path:
@@ -470,29 +403,6 @@ def _remove_pid_file(project: Project) -> None:
         _pid_file(project).unlink()
 
 
-def _read_credentials(project: Project, *, strict: bool = True) -> dict[str, Any]:
-    """The credentials file, or {} if there is none; a damaged one is an error naming the file."""
-    path = project.credentials_file
-    try:
-        value = read_json(path)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        if not strict:
-            return {}
-        raise ServerError(
-            f"The Label Studio credentials file {path} is not readable JSON. Restore it, or delete it and the "
-            f"data folder {_data_dir(project)} to start with a new, empty server."
-        ) from None
-    return value if isinstance(value, dict) else {}
-
-
-def _write_credentials(project: Project, creds: dict[str, Any]) -> None:
-    """0600 and atomic: the file holds the admin password and token."""
-    value = {key: creds.get(key) for key in CREDENTIAL_KEYS}
-    atomic_write_json(project.credentials_file, value, mode=0o600)
-
-
 def _log_tail(project: Project, creds: dict[str, Any]) -> str:
     """The last lines of the server log, with every secret we know of blanked out."""
     try:
@@ -502,16 +412,3 @@ def _log_tail(project: Project, creds: dict[str, Any]) -> str:
     tail = [line[:300] for line in lines[-_LOG_TAIL_LINES:]] or ["(the log is empty)"]
     text = "\n".join(f"  {line}" for line in tail)
     return redact(text, (creds.get("password"), creds.get("api_key"), creds.get("database_password")))
-
-
-__all__ = [
-    "ADMIN_EMAIL",
-    "Connection",
-    "ServerInfo",
-    "ServerStatus",
-    "connection",
-    "external_connection",
-    "start",
-    "status",
-    "stop",
-]

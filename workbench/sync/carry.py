@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.labelstudio import LabelStudio
-from workbench.offsets import RegionMismatch, region_to_spans, spans_to_regions
-from workbench.reconcile import Update, confirmed, reanchor
-from workbench.records import Span
+from workbench.records import Span, confirmed
+from workbench.spans.offsets import RegionMismatch, region_to_spans, spans_to_regions
+from workbench.sync.reconcile import Update, reanchor
 
 SPAN_TYPES = {"labels"}
 

@@ -27,6 +27,7 @@ from more_itertools import chunked
 
 from workbench.errors import ClusterError, ClusterWorkerError, ModelError
 from workbench.pipeline import load_ner_pipeline
+from workbench.preannotation.entities import Found, entities_of
 from workbench.records import Span
 
 # ~1 s of one worker's time at ~250 paragraphs/s: Dask's own cost per task (a few ms) stays under 1%, and the
@@ -39,7 +40,6 @@ CONNECT_SECONDS = 10
 PROBE_SECONDS = 3
 WORKERS_WAIT_SECONDS = 30
 
-Found = tuple[tuple[Span, ...], Counter[str], float]  # kept spans, dropped labels, the paragraph's score
 
 
 class PipelinePlugin(WorkerPlugin):
@@ -68,14 +68,9 @@ def annotate_partition(
 ) -> tuple[str, list[tuple[tuple[Span, ...], dict[str, int], float]]]:
     """On a worker: each text's entities and score, in order (as `preannotate` computes them here), with the
     pipeline version that found them."""
-    from workbench.confidence import scored_docs
-    from workbench.preannotate import doc_to_spans
-
     plugin = get_worker().plugins[plugin_name(model_name)]
-    found = []
-    for doc, score in scored_docs(plugin.nlp, texts, batch_size=batch_size):
-        spans, dropped = doc_to_spans(doc, labels)
-        found.append((spans, dict(dropped), score))
+    found = [(spans, dict(dropped), score) for spans, dropped, score in entities_of(plugin.nlp, texts, labels,
+                                                                                    batch_size)]  # fmt: skip
     return plugin.version, found
 
 

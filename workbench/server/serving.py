@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.database import PostgresDatabase, describe
+from workbench.config.database import PostgresDatabase, describe
 from workbench.errors import ServerError
 
 WSGI_APP = "label_studio.core.wsgi:application"

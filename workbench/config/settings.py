@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workbench.database import SQLITE, parse_database
+from workbench.config.database import SQLITE, parse_database
 from workbench.errors import ConfigError
+from workbench.merge import DEFAULT_POLICY, POLICIES
 from workbench.records import stable_hash
 
 DEFAULT_CONFIG = Path("configs/workbench.toml")
@@ -55,7 +56,7 @@ class LabelStudioConfig(_Strict):
     # `push --next N` takes at most this share of the N from one article (while others have paragraphs left).
     next_article_share: float = Field(default=0.3, gt=0.0, le=1.0)
     # Where the local server keeps its data: "sqlite" (embedded) or postgresql://USER@HOST:PORT/NAME (the password
-    # in WORKBENCH_LABEL_STUDIO_DATABASE or ~/.pgpass, never here); see workbench.database.
+    # in WORKBENCH_LABEL_STUDIO_DATABASE or ~/.pgpass, never here); see workbench.config.database.
     database: str = Field(default=SQLITE, exclude=True)
     # 0: Label Studio's development server, one process. N: the same app under gunicorn with N worker processes.
     workers: int = Field(default=0, ge=0, le=64, exclude=True)
@@ -83,12 +84,19 @@ class SplitConfig(_Strict):
 class MergeConfig(_Strict):
     """How several annotations of one task become one row, and how overlapping spans become IOB tags."""
 
-    policy: Literal["ground_truth_majority_latest", "latest"] = "ground_truth_majority_latest"
+    policy: str = DEFAULT_POLICY  # a name in `merge.POLICIES`
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in POLICIES:
+            raise ValueError(f"unknown merge policy {value!r}; use one of {', '.join(sorted(POLICIES))}")
+        return value
     overlap: Literal["longest", "first"] = "longest"
 
 
 class CorpusConfig(_Strict):
-    """How changes to the seed articles after they were pushed are followed (see `workbench.reconcile`)."""
+    """How changes to the seed articles after they were pushed are followed (see `workbench.sync.reconcile`)."""
 
     # A paragraph at least this similar (difflib's ratio, 1.0 = identical) to one already pushed is that paragraph,
     # edited: its task is updated in place and its annotations carried. Less similar is a new paragraph.

@@ -5,7 +5,7 @@ Each text's entities come with the model's confidence (`confidence.scored_docs`)
 (`.workbench/preannotations.parquet`) in batches, so memory does not grow with the corpus; texts already
 pre-annotated by the same model version for the same labels are reused, not re-run. With enough text the work
 runs in forked workers on every core, each with the pipeline already loaded; or on a Dask cluster when one is set
-(`workbench.cluster`, imported only then), and the pool written is the same either way.
+(`workbench.preannotation.cluster`, imported only then), and the pool written is the same either way.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 from more_itertools import chunked
 
-from workbench.confidence import scored_docs
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.pipeline import load_ner_pipeline, resolve
-from workbench.pool import PoolWriter, reusable
+from workbench.preannotation.entities import Found, entities_of
+from workbench.preannotation.pool import PoolWriter, reusable
 from workbench.project import Project, remove_stale_temps, temp_path
-from workbench.records import Paragraph, Prediction, Span, stable_hash
+from workbench.records import Paragraph, Prediction, stable_hash
 
 # Below this many characters (~350 paragraphs, ~1 s of one process) forking workers costs more than it saves;
 # measured on 2 free cores: 300 paragraphs 1.1 s in one process, 0.8 s in two; 100 paragraphs 0.36 s vs 0.40 s.
@@ -47,19 +47,6 @@ class PreannotationSummary:
     processes: int = 1  # this machine's processes, or the cluster's workers
     cluster: str | None = None
 
-
-
-def doc_to_spans(doc: Any, labels: Iterable[str]) -> tuple[tuple[Span, ...], Counter[str]]:
-    """The doc's entities whose label is in the label set, and a count of the ones dropped per label."""
-    allowed = set(labels)
-    kept: list[Span] = []
-    dropped: Counter[str] = Counter()
-    for ent in doc.ents:
-        if ent.label_ in allowed:
-            kept.append(Span(ent.start_char, ent.end_char, ent.label_, ent.text))
-        else:
-            dropped[ent.label_] += 1
-    return tuple(kept), dropped
 
 
 def processes_for_text(setting: int | str, total_chars: int) -> int:
@@ -92,7 +79,7 @@ def preannotate(
             return _predict(texts, nlp, config.labels, batch_size, summary.processes)
 
         return _preannotate(project, list(paragraphs), version, here, progress)
-    from workbench.cluster import ClusterPipeline
+    from workbench.preannotation.cluster import ClusterPipeline
 
     name = resolve(config.model.name, project.root)  # a pipeline folder by its absolute path, as workers see it
     with ClusterPipeline.open(address, name, config.labels, config.model.batch_size) as remote:
@@ -148,7 +135,6 @@ def _preannotate(
     return summary
 
 
-Found = tuple[tuple[Span, ...], Counter[str], float]
 # The pipeline and labels of a forked worker, set once per worker by `_start_worker`.
 _worker: tuple[Any, tuple[str, ...], int] | None = None
 
@@ -157,8 +143,7 @@ def _predict(texts: list[str], nlp: Any, labels: Sequence[str], batch_size: int,
     """Each text's kept spans, dropped labels and score, in order; in forked workers when `processes` > 1 (each
     worker has the pipeline loaded already, copy-on-write), else here."""
     if processes <= 1:
-        for doc, score in scored_docs(nlp, texts, batch_size=batch_size):
-            yield (*doc_to_spans(doc, labels), score)
+        yield from entities_of(nlp, texts, labels, batch_size)
         return
     with fork_pool(processes, _start_worker, (nlp, tuple(labels), batch_size)) as pool:
         for results in ordered_map(pool, _predict_chunk, chunked(texts, batch_size), processes):
@@ -173,4 +158,4 @@ def _start_worker(nlp: Any, labels: tuple[str, ...], batch_size: int) -> None:
 def _predict_chunk(texts: list[str]) -> list[Found]:
     assert _worker is not None
     nlp, labels, batch_size = _worker
-    return [(*doc_to_spans(doc, labels), score) for doc, score in scored_docs(nlp, texts, batch_size=batch_size)]
+    return list(entities_of(nlp, texts, labels, batch_size))

@@ -18,17 +18,17 @@ from typing import Any
 from more_itertools import chunked
 
 from workbench.articles import Corpus
-from workbench.carry import carry_edit, clear_confirmed, retire
 from workbench.errors import ConfigError, CorpusChangeError, NotPreannotatedError, ServerError
-from workbench.interface import project_settings
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import ensure_project
-from workbench.offsets import spans_to_regions
-from workbench.pool import choose_next, read_predictions
+from workbench.preannotation.pool import choose_next, read_predictions
 from workbench.project import Project
-from workbench.reconcile import Plan, Pushed, reconcile
 from workbench.records import Paragraph, Prediction, text_key
-from workbench.snapshots import note_unstamped
+from workbench.spans.offsets import spans_to_regions
+from workbench.sync.carry import carry_edit, clear_confirmed, retire
+from workbench.sync.interface import project_settings
+from workbench.sync.reconcile import Plan, Pushed, reconcile
+from workbench.sync.snapshots import note_unstamped
 
 Progress = Callable[[int], None]
 # Tasks refused one at a time before push stops sending: beyond a few, the cause is the server, not the tasks.

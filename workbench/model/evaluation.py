@@ -1,0 +1,84 @@
+"""Scoring a pipeline on a release split: spaCy's own scorer, each gold text tokenized as at inference, entities
+outside the label set left out (as pre-annotation leaves them out)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Precision, recall and F1 on a split, overall and per label (`support` = gold spans of the label)."""
+
+    precision: float
+    recall: float
+    f1: float
+    per_label: dict[str, dict[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "per_label": self.per_label}
+
+
+def evaluate(nlp: Language, gold: Sequence[Doc], labels: Sequence[str]) -> Scores:
+    """spaCy's scorer on `gold` (each text tokenized by `nlp`, as at inference), entities outside `labels` left
+    out of the predictions (as pre-annotation leaves them out)."""
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
+    nlp.add_pipe("workbench_keep_labels", name="_keep_labels", last=True, config={"labels": list(labels)})
+    try:
+        scores = nlp.evaluate(examples)
+    finally:
+        nlp.remove_pipe("_keep_labels")
+    support = Counter(ent.label_ for doc in gold for ent in doc.ents)
+    per_type = scores.get("ents_per_type") or {}
+    per_label = {  # None: nothing of the label in the gold or the predictions, so nothing to score
+        label: {
+            **{name: round(per_type[label][key], 4) if label in per_type else None
+               for name, key in (("precision", "p"), ("recall", "r"), ("f1", "f"))},  # fmt: skip
+            "support": support.get(label, 0),
+        }
+        for label in labels
+    }
+    return Scores(
+        precision=round(scores.get("ents_p") or 0.0, 4),
+        recall=round(scores.get("ents_r") or 0.0, 4),
+        f1=round(scores.get("ents_f") or 0.0, 4),
+        per_label=per_label,
+    )
+
+
+@Language.factory("workbench_keep_labels", default_config={"labels": []})
+def _keep_labels(nlp: Language, name: str, labels: list[str]) -> Callable[[Doc], Doc]:
+    """A pipe that drops entities of labels outside the label set (what pre-annotation does with them)."""
+    allowed = set(labels)
+
+    def keep(doc: Doc) -> Doc:
+        doc.ents = [ent for ent in doc.ents if ent.label_ in allowed]
+        return doc
+
+    return keep
+
+
+def spacy_performance(scores: Scores) -> dict[str, Any]:
+    return {
+        "ents_p": scores.precision,
+        "ents_r": scores.recall,
+        "ents_f": scores.f1,
+        "ents_per_type": {label: {"p": s["precision"], "r": s["recall"], "f": s["f1"]}
+                          for label, s in scores.per_label.items()},  # fmt: skip
+    }
+
+
+def unreachable_spans(nlp: Language, gold: Sequence[Doc]) -> int:
+    """Gold spans that do not start and end on the tokenizer's token edges."""
+    count = 0
+    for doc in gold:
+        tokens = nlp.make_doc(doc.text)
+        count += sum(1 for ent in doc.ents if tokens.char_span(ent.start_char, ent.end_char) is None)
+    return count

@@ -1,0 +1,90 @@
+"""What `workbench status` says: the labeling project's progress (tasks total, annotated, skipped, per
+annotator), the pool, and what a push would do to bring Label Studio to the seeds (the plan, not carried out).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from workbench.articles import Corpus, read_corpus
+from workbench.labelstudio import LabelStudio
+from workbench.labelstudio.binding import bound_project
+from workbench.preannotation.pool import pool_keys
+from workbench.project import Project
+from workbench.sync.carry import preview_edit
+from workbench.sync.push import plan_for
+from workbench.sync.snapshots import iter_export
+
+
+def task_status(project: Project, client: LabelStudio) -> dict[str, Any]:
+    """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator; and what
+    changed in the seeds since the last push (what the next push will do)."""
+    project_id = bound_project(project, client)
+    corpus = read_corpus(project.seeds_dir)
+    plan, pushed = plan_for(project, corpus, client, project_id)
+    previews = [preview_edit(client, update) for update in plan.edited]
+    live = [task for task in pushed if not task.retired]
+    totals: Counter[str] = Counter()
+    per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
+    emails = client.user_emails()
+    with tempfile.TemporaryDirectory(dir=project.state_dir) as tmp:
+        path = Path(tmp) / "status.json"
+        client.export_to(project_id, path)
+        for task in iter_export(path):
+            totals["total"] += 1
+            annotations = task.get("annotations", [])
+            submitted = [a for a in annotations if not a.get("was_cancelled")]
+            if task["data"].get("retired"):
+                totals["retired"] += 1
+                continue
+            if submitted:
+                totals["annotated"] += 1
+            elif annotations:
+                totals["skipped"] += 1
+            else:
+                totals["remaining"] += 1
+            for annotation in annotations:
+                who = _who(annotation.get("completed_by"), emails)
+                per_annotator[who]["skipped" if annotation.get("was_cancelled") else "annotated"] += 1
+    return {
+        "project_id": project_id,
+        "url": f"{client.url}/projects/{project_id}/data",
+        "tasks": {key: totals.get(key, 0) for key in ("total", "annotated", "skipped", "remaining", "retired")},
+        "annotators": {who: dict(counts) for who, counts in sorted(per_annotator.items())},
+        "corpus_changes": plan.counts() | {
+            "spans_carried": sum(p.moved for p in previews),
+            "to_recheck": sum(1 for p in previews if p.held),
+            "renamed": dict(plan.renamed),
+            "retiring_annotated": dict(sorted(plan.retiring_annotated.items())),
+        },
+        "notes": corpus_notes(corpus),
+        "pool": {
+            "paragraphs": pooled_paragraphs(project, corpus),
+            "in_label_studio": len(live),
+            "annotated": sum(1 for task in live if task.submitted),
+            "waiting": len(plan.imports),
+        },
+    }
+
+
+def pooled_paragraphs(project: Project, corpus: Corpus) -> int:
+    """How many of the seeds' paragraphs the pool holds a pre-annotation of."""
+    held = pool_keys(project.preannotations_file)
+    return sum(1 for paragraph in corpus.paragraphs() if paragraph.text_key in held)
+
+
+def corpus_notes(corpus: Corpus) -> list[str]:
+    """What a user should know about the seeds folder that is not an error."""
+    notes = [f"article {duplicate} repeats {original} word for word; it was not imported."
+             for duplicate, original in corpus.duplicates]  # fmt: skip
+    notes += [f"{name} in the seeds folder is not read: only .txt files are articles." for name in corpus.ignored]
+    return notes
+
+
+def _who(completed_by: Any, emails: dict[int, str]) -> str:
+    if isinstance(completed_by, dict):
+        completed_by = completed_by.get("id")
+    return emails.get(completed_by, f"user {completed_by}") if isinstance(completed_by, int) else "unknown"
