@@ -41,13 +41,13 @@ from typer.testing import CliRunner
 
 from tests.integration.annotators import Annotator, browser_region, find
 from tests.support import LabelStudioServer, make_project
-from workbench import push as push_module
 from workbench import server, workflow
 from workbench.articles import read_corpus
 from workbench.cli import app
 from workbench.labelstudio import accounts
 from workbench.project import Project, read_json
 from workbench.records import Paragraph
+from workbench.sync import push as push_module
 
 ARTICLES = 30
 PARAGRAPHS = 100  # 3,000 paragraphs in all
@@ -129,6 +129,38 @@ def spawn(root: Path, *args: str, url: str | None = None, key: str | None = None
     )
 
 
+# `workbench ARGS` in its own process that SIGKILLs itself at a chosen point: when `TARGET` (a function, module
+# path and name) is called for the `AFTER`+1-th time, before it runs. The point is the same on any machine, however
+# busy: no race between the test and the process.
+_DYING = """
+import os, signal, sys, importlib
+module_name, _, attr = sys.argv[1].rpartition(".")
+owner_name, _, klass = module_name.rpartition(".") if sys.argv[2] == "method" else (module_name, "", "")
+module = importlib.import_module(owner_name if klass else module_name)
+owner = getattr(module, klass) if klass else module
+original, after, calls = getattr(owner, attr), int(sys.argv[3]), []
+def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+setattr(owner, attr, dying)
+sys.argv = ["workbench", *sys.argv[4:]]
+from workbench.cli import main
+main()
+"""
+
+
+def run_dying(root: Path, target: str, kind: str, after: int, *args: str, url: str | None = None,
+              key: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`workbench -C ROOT ARGS`, killed (SIGKILL) on the call number `after`+1 of `target`; `kind` is "function"
+    or "method" (then `target` is module.Class.method)."""
+    return subprocess.run(
+        [sys.executable, "-c", _DYING, target, kind, str(after), "-C", str(root), *args],
+        env=server_env(url, key), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
 def one_paragraph_error(stderr: str) -> str:
     """A failed command's stderr: exactly one `error:` line and nothing else; never a traceback."""
     assert "Traceback" not in stderr, stderr
@@ -194,7 +226,7 @@ class Gateway:
     ("truncate", fraction) forwards and cuts the server's answer short."""
 
     upstream: str
-    rule: Callable[[str, str, bytes], tuple[str, float] | None] = lambda method, path, body: None
+    rule: Callable[[str, str, bytes], tuple[str, Any] | None] = lambda method, path, body: None
     log: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
@@ -217,6 +249,8 @@ class Gateway:
                     return self._answer(int(action[1]), b"<html>refused by the gateway</html>", "text/html")
                 if action and action[0] == "delay":
                     time.sleep(action[1])
+                if action and action[0] == "hold":  # until the test lets the request through
+                    action[1].wait(timeout=600)
                 headers = {
                     k: v
                     for k, v in self.headers.items()
@@ -284,19 +318,11 @@ def test_push_killed_part_way_then_run_again_imports_every_task_once(
 ) -> None:
     url, key = ls_server.url, ls_server.connection.api_key
     root = new_root(tmp_path, corpus, "Faults killed push", batch_size=200)
-    process = spawn(root, "push", url=url, key=key)
-    try:
-        project_id = wait_for(lambda: (root / ".workbench" / "project.json").exists(), 120, "the project") and (
-            project_id_of(root)
-        )
-        wait_for(lambda: task_count(url, key, project_id) > 0, 120, "the first batch")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-    time.sleep(1)  # let a request the server was still committing finish
-    landed = task_count(url, key, project_id)
-    assert 0 < landed < ARTICLES * PARAGRAPHS, "the kill must fall part-way through the import"
-    assert landed % 200 == 0, "an import request is all or nothing"
+    killed = run_dying(root, "workbench.labelstudio.client.LabelStudio.import_tasks", "method", 3, "push", url=url,
+                       key=key)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    landed = task_count(url, key, project_id_of(root))
+    assert landed == 3 * 200, "three whole import requests landed before the kill, nothing of the fourth"
 
     result = cli(root, "push", url=url, key=key)
     assert result.exit_code == 0, result.output
@@ -416,7 +442,8 @@ def test_many_refused_tasks_stop_the_push_early(
 def test_two_commands_at_once_the_second_is_refused_and_nothing_is_corrupted(
     ls_server: LabelStudioServer, gateway: Gateway, corpus: Path, tmp_path: Path
 ) -> None:
-    gateway.rule = lambda method, path, body: ("delay", 0.6) if path.endswith("/import") else None
+    held = threading.Event()  # the first push's imports wait at the gateway until the other commands were refused
+    gateway.rule = lambda method, path, body: ("hold", held) if path.endswith("/import") else None
     key = ls_server.connection.api_key
     root = new_root(tmp_path, corpus, "Faults two at once", articles=1, batch_size=25)
     first = spawn(root, "push", url=gateway.url, key=key)
@@ -431,6 +458,7 @@ def test_two_commands_at_once_the_second_is_refused_and_nothing_is_corrupted(
             assert "workbench.lock" in message
         assert first.poll() is None, "the refusals must have happened while the first push ran"
     finally:
+        held.set()
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert f"{PARAGRAPHS} tasks imported, 0 already there" in out
@@ -689,23 +717,13 @@ def test_a_release_needs_no_server_and_a_killed_release_leaves_no_partial_one(ow
     own.kill_server()
 
     releases = own.project.releases_dir
-    process = spawn(own.root, "release", "0.1.0")
-    try:
-        caught = False
-        while process.poll() is None:
-            if releases.is_dir() and any(p.name.startswith(".0.1.0.tmp-") for p in releases.iterdir()):
-                process.send_signal(signal.SIGKILL)
-                caught = True
-                break
-            time.sleep(0.002)
-    finally:
-        process.communicate()
-    if caught:  # killed while writing: the version folder does not exist, only the hidden temporary one
-        assert not (releases / "0.1.0").exists()
-        result = cli(own.root, "release", "0.1.0")
-        assert result.exit_code == 0, result.output
-    else:
-        assert process.returncode == 0
+    # killed while writing the manifest, the last file before the staging folder is renamed into place
+    killed = run_dying(own.root, "workbench.release.writer._write_manifest", "function", 0, "release", "0.1.0")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (releases / "0.1.0").exists()  # only the hidden temporary folder
+    assert [p.name for p in releases.iterdir() if p.name.startswith(".0.1.0.tmp-")]
+    result = cli(own.root, "release", "0.1.0")
+    assert result.exit_code == 0, result.output
     assert not [p.name for p in releases.iterdir() if p.name.startswith(".")], "no temporary folder is left"
     verify = cli(own.root, "release", "verify", "0.1.0")
     assert verify.exit_code == 0, verify.output

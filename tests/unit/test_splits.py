@@ -63,10 +63,15 @@ def test_seed_changes_which_articles_are_test() -> None:
 
 
 def test_bucket_is_a_stable_sha256_not_python_hash() -> None:
-    # A constant computed once: it must never change between runs, machines or Python versions.
-    assert split_bucket("doc-1", 13) == split_bucket("doc-1", 13)
-    assert split_bucket("doc-1", 13) != split_bucket("doc-1", 14)
-    assert len(split_bucket("doc-1", 13)) == 64
+    # Pinned once: the order of new articles must never change between runs, machines or Python versions (a changed
+    # order would put new articles of every existing dataset in other splits than a user saw before).
+    assert split_bucket("doc-1", 13) == "0649c5de3204acdfd1c00298bd0f424fc05b8a2ef032844f4478c6d80d5ea31b"
+    assert split_bucket("doc-1", 14) == "4e0afd2c5d6940747c465be27cbfc7fa415ff45deb14ef390bc32aa05e7c6072"
+
+
+def test_the_first_assignment_of_ten_articles_is_the_one_recorded() -> None:
+    result = assign_splits([f"doc-{i}" for i in range(10)], test_fraction=0.2, seed=13, previous=None)
+    assert sorted(doc for doc, split in result.items() if split == "test") == ["doc-1", "doc-5"]
 
 
 def test_previous_articles_keep_their_split_even_against_the_fraction() -> None:
