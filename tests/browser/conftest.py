@@ -64,6 +64,10 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+# Every page a module opened, so a failure can leave what the browser showed behind (`_keep_evidence`).
+_OPEN_PAGES: list[Page] = []
+
+
 @pytest.fixture(scope="module")
 def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
     """Pages in fresh browser contexts (one per person), closed at the end of the module."""
@@ -73,11 +77,35 @@ def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
         context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
         context.set_default_timeout(UI_TIMEOUT)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        _OPEN_PAGES.append(page)
+        return page
 
     yield factory
+    _OPEN_PAGES.clear()
     for context in contexts:
         context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """When a browser test or its set-up fails, save a screenshot and the HTML of every open page beside the other
+    screenshots, and name them in the report: a flaky step is then seen, not guessed at."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and BROWSER_DIR in Path(item.path).parents and _OPEN_PAGES:
+        folder = Path(os.environ.get("WORKBENCH_TEST_SCREENSHOTS") or BROWSER_DIR.parent.parent / ".pytest-browser")
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for n, page in enumerate(_OPEN_PAGES):
+            stem = folder / f"failed-{item.name}-{report.when}-{n}"
+            try:
+                page.screenshot(path=f"{stem}.png", full_page=True)
+                Path(f"{stem}.html").write_text(page.content(), encoding="utf-8")
+                saved.append(f"{stem}.png ({page.url})")
+            except Exception as exc:  # a closed page or a dead browser: say so and go on
+                saved.append(f"{stem}: not saved ({type(exc).__name__})")
+        report.sections.append(("what the browser showed", "\n".join(saved)))
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,12 @@ from tests.browser import ui
 from tests.support import REPO_ROOT, LabelStudioServer, run_cli
 from workbench import server
 from workbench.articles import read_corpus
-from workbench.interface import HOTKEYS, PALETTE, label_hints
 from workbench.labelstudio import accounts
-from workbench.pool import read_predictions
+from workbench.preannotation.pool import read_predictions
 from workbench.project import Project, read_json
 from workbench.records import Span
-from workbench.snapshots import latest_snapshot
+from workbench.sync.interface import HOTKEYS, PALETTE, label_hints
+from workbench.sync.snapshots import latest_snapshot
 
 TITLE = "Browser test project"
 # Sorted before the seed, so its paragraphs are the stream's first tasks. A flag and an emoji (astral characters:

@@ -22,8 +22,8 @@ from tests.browser import ui
 from tests.support import REPO_ROOT, LabelStudioServer
 from workbench import server
 from workbench.cli import app
-from workbench.interface import labeling_config
 from workbench.labelstudio import accounts
+from workbench.sync.interface import labeling_config
 
 TEXT = "🇹🇷 Erdoğan met Biden 🙂 in Rome"
 
@@ -84,7 +84,7 @@ def test_label_studio_draws_offsets_as_code_points_not_utf16(
     for units, task_id in task_ids.items():
         ui.open_task(probe_page, served.url, project_id, task_id)
         # the first open on a fresh server serves the editor's bundles uncached: slow on a loaded 2-core machine
-        probe_page.locator(ui.HIGHLIGHT).first.wait_for(timeout=60_000)
+        probe_page.locator(ui.HIGHLIGHT).first.wait_for(timeout=ui.PAGE_LOAD)
         drawn[units] = ui.regions(probe_page)
         probe_page.screenshot(path=screenshots / f"offsets-{units}-{served.info.port}.png")
     assert drawn["codepoints"] == [("Erdoğan", "PERSON"), ("Rome", "GPE")]

@@ -19,6 +19,11 @@ TEXT = ".lsf-richtext__container"
 HIGHLIGHT = f"{TEXT} .htx-highlight"
 LABEL = ".lsf-label"
 UI_RETRY_TIMEOUT = 5_000  # ms to see a drag take effect before trying it again
+# ms for a step that loads a Label Studio page (the projects list, the data manager, the editor): the first load in
+# a fresh browser context fetches and compiles several MB of JavaScript, and the server may still be busy with
+# what earlier tests left it (exports, counters); on a loaded 2-core machine that has taken well over the 20 s an
+# in-page change is given. Every wait still ends at its condition, never after a fixed time.
+PAGE_LOAD = 120_000
 
 # The screen rectangle of the n-th occurrence of `needle` in the paragraph's rendered text (across highlight spans).
 _NEEDLE_BOX = """([needle, occurrence]) => {
@@ -72,23 +77,23 @@ class Shown:
 
 def login(page: Page, base_url: str, email: str, password: str) -> None:
     """Log in through the login form, as a person does."""
-    page.goto(f"{base_url}/user/login/")
+    page.goto(f"{base_url}/user/login/", timeout=PAGE_LOAD)
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/user/login" not in url)
+    page.wait_for_url(lambda url: "/user/login" not in url, timeout=PAGE_LOAD)
 
 
 def open_stream(page: Page, project_title: str) -> str:
     """From the projects list: open the project and press "Label All Tasks"; returns the instructions shown."""
-    page.get_by_text(project_title, exact=True).first.click()
-    page.get_by_role("button", name="Label All Tasks").click()
+    page.get_by_text(project_title, exact=True).first.click(timeout=PAGE_LOAD)
+    page.get_by_role("button", name="Label All Tasks").click(timeout=PAGE_LOAD)
     dialog = page.locator(".lsf-modal-ls__content").filter(has_text="Labeling Instructions")
-    dialog.wait_for()
+    dialog.wait_for(timeout=PAGE_LOAD)  # the editor's first load
     instructions = dialog.inner_text()
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
-    page.locator(TEXT).wait_for()
+    page.locator(TEXT).wait_for(timeout=PAGE_LOAD)
     return instructions
 
 
@@ -212,8 +217,8 @@ def submit(page: Page) -> None:
 
 def open_task(page: Page, base_url: str, project_id: int, task_id: int) -> None:
     """Open one task from the data manager (the task list), as a person does by clicking its row."""
-    page.goto(f"{base_url}/projects/{project_id}/data?task={task_id}")
-    page.locator(TEXT).wait_for()
+    page.goto(f"{base_url}/projects/{project_id}/data?task={task_id}", timeout=PAGE_LOAD)
+    page.locator(TEXT).wait_for(timeout=PAGE_LOAD)
 
 
 def dismiss_messages(page: Page) -> None:
