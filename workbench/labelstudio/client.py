@@ -27,6 +27,26 @@ NO_RETRY = {"max_retries": 0}
 # The Data Manager tab an incremental pull exports through; tabs are shared by the organisation, so it lives only
 # while the pull runs (one left by a killed pull is removed by the next).
 PULL_VIEW_TITLE = "workbench pull (temporary)"
+# Bytes read from the socket at a time while an export downloads.
+DOWNLOAD_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class EncodedTasks:
+    """Tasks encoded as the JSON body of one import request (see `encode_tasks`)."""
+
+    body: bytes
+    count: int
+
+
+def encode_tasks(tasks: Sequence[dict[str, Any]]) -> EncodedTasks:
+    """Tasks as the body of an import request, JSON as the SDK's HTTP client writes it (a lone surrogate, which
+    UTF-8 cannot carry, goes as its escape)."""
+    try:
+        body = json.dumps(tasks, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        body = json.dumps(tasks, separators=(",", ":"), allow_nan=False).encode("ascii")
+    return EncodedTasks(body, len(tasks))
 
 
 @dataclass(frozen=True)
@@ -147,10 +167,25 @@ class LabelStudio:
         self, path: str, what: str, project_id: int | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """GET an API path the SDK has no method for, with the SDK's authentication and our error mapping."""
+        return self._request("GET", path, what, project_id, params=params)
+
+    def _request(
+        self, method: str, path: str, what: str, project_id: int | None = None, *, params: dict[str, Any] | None = None,
+        body: bytes | None = None, options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Send one request through the SDK's own HTTP client (its authentication, its token refresh), with our
+        error mapping; `body` is JSON already encoded. The answer's JSON."""
         with self._calling(what, project_id):
-            response = self._sdk._client_wrapper.httpx_client.request(path, method="GET", params=params)
+            response = self._sdk._client_wrapper.httpx_client.request(
+                path, method=method, params=params, content=body, request_options=options,
+                headers={"content-type": "application/json"} if body is not None else None,
+            )  # fmt: skip
             if response.status_code >= 300:
-                refuse(self.url, response.status_code, response.text[:300], what, project_id)
+                try:
+                    detail: Any = response.json()
+                except ValueError:
+                    detail = response.text[:300]
+                refuse(self.url, response.status_code, detail, what, project_id)
             return dict(response.json())
 
     def project_title(self, project_id: int) -> str:
@@ -235,13 +270,16 @@ class LabelStudio:
             if prediction:
                 self._sdk.predictions.create(task=task_id, **prediction)
 
-    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
-        """Import one batch in one request, never retried by the SDK; return the new task ids in input order."""
-        with self._calling(f"import {len(tasks)} tasks", project_id):
-            response = self._sdk.projects.import_tasks(
-                id=project_id, request=list(tasks), return_task_ids=True, request_options={**NO_RETRY, **self._bulk}
-            )
-        return [int(task_id) for task_id in (response.task_ids or [])]
+    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]] | EncodedTasks) -> list[int]:
+        """Import one batch in one request, never retried by the SDK; return the new task ids in input order.
+
+        The tasks go out as JSON bytes through the SDK's HTTP client (`encode_tasks`, which may run ahead in
+        another thread), not through the SDK's per-value `jsonable_encoder` (~0.2 ms a task)."""
+        batch = tasks if isinstance(tasks, EncodedTasks) else encode_tasks(tasks)
+        answer = self._request("POST", f"api/projects/{project_id}/import", f"import {batch.count} tasks",
+                               project_id, params={"return_task_ids": True}, body=batch.body,
+                               options={**NO_RETRY, **self._bulk})  # fmt: skip
+        return [int(task_id) for task_id in (answer.get("task_ids") or [])]
 
     # --- Data Manager tabs -------------------------------------------------------------------------------------
     def views(self, project_id: int) -> list[dict[str, Any]]:
@@ -308,6 +346,17 @@ class LabelStudio:
     def export_to(self, project_id: int, path: Path, *, view: int | None = None) -> ExportInfo:
         """Stream a JSON export (every task, or the tasks of the Data Manager tab `view`, with every annotation,
         skip, prediction and draft) into `path`."""
+        with self.export_stream(project_id, view=view) as (export, chunks), path.open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        return export
+
+    @contextlib.contextmanager
+    def export_stream(
+        self, project_id: int, *, view: int | None = None
+    ) -> Iterator[tuple[ExportInfo, Iterator[bytes]]]:
+        """A JSON export (as `export_to` makes it) and its bytes as they are downloaded, to be read inside the block;
+        the export is removed from the server when the block ends."""
         tasks: dict[str, Any] = {"view": view} if view is not None else {"only_with_annotations": False}
         with self._calling("create an export snapshot", project_id):
             export = self._sdk.projects.exports.create(
@@ -320,18 +369,24 @@ class LabelStudio:
             )
         export_id = int(export.id)
         counted = (export.counters or {}).get("task_number") if isinstance(export.counters, dict) else None
+        info = ExportInfo(started_at=_iso(export.created_at) if export.created_at else "",
+                          tasks=int(counted) if isinstance(counted, int) else None)  # fmt: skip
+
+        def chunks() -> Iterator[bytes]:
+            with self._calling("download the export snapshot", project_id):
+                yield from self._sdk.projects.exports.download(
+                    id=project_id, export_pk=export_id, export_type="JSON",
+                    request_options={**self._bulk, "chunk_size": DOWNLOAD_CHUNK},
+                )  # fmt: skip
+
+        stream = chunks()
         try:
-            with self._calling("download the export snapshot", project_id), path.open("wb") as handle:
-                for chunk in self._sdk.projects.exports.download(
-                    id=project_id, export_pk=export_id, export_type="JSON", request_options=self._bulk
-                ):
-                    handle.write(chunk)
+            yield info, stream
         finally:
+            stream.close()
             # Export files pile up in the server's data folder otherwise.
             with contextlib.suppress(ServerError), self._calling("delete the export snapshot", project_id):
                 self._sdk.projects.exports.delete(id=project_id, export_pk=export_id)
-        return ExportInfo(started_at=_iso(export.created_at) if export.created_at else "",
-                          tasks=int(counted) if isinstance(counted, int) else None)  # fmt: skip
 
 
 def _iso(moment: Any) -> str:

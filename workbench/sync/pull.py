@@ -39,7 +39,7 @@ from workbench.sync.snapshots import (
     Snapshot,
     checked_lines,
     clear_unstamped,
-    iter_export,
+    iter_tasks,
     line_id,
     newest_on_disk,
     record_latest,
@@ -102,7 +102,7 @@ def pull(project: Project, client: LabelStudio, *, full: bool = False) -> PullRe
     created = client.project_created_at(project_id)
     pulled_at = datetime.now(UTC).strftime(SERVER_TIME)  # names the file only; the watermark is the server's
     final = snapshot_path(project, pulled_at)
-    temps = [temp_path(final.with_name(f"{final.stem}.{part}")) for part in ("export", "lines")]
+    scratch = temp_path(final.with_name(f"{final.stem}.lines"))
     tmp = temp_path(final)
     try:
         project.snapshots_dir.mkdir(parents=True, exist_ok=True)
@@ -112,11 +112,11 @@ def pull(project: Project, client: LabelStudio, *, full: bool = False) -> PullRe
         fetched = 0
         if base is not None:
             try:
-                snapshot, fetched = _incremental(project, client, project_id, base, tmp, temps[0])
+                snapshot, fetched = _incremental(project, client, project_id, base, tmp)
             except _NotIncremental as reason:
                 note = str(reason)
         if snapshot is None:
-            snapshot, fetched = _full(client, project_id, tmp, temps)
+            snapshot, fetched = _full(client, project_id, tmp, scratch)
         snapshot = dataclasses.replace(snapshot, path=final, pulled_at=pulled_at, project_id=project_id,
                                        label_studio_version=version, project_created_at=created)  # fmt: skip
         atomic_write_json(snapshot.meta_path, snapshot.as_dict())
@@ -130,7 +130,7 @@ def pull(project: Project, client: LabelStudio, *, full: bool = False) -> PullRe
             "folder's permissions and the free space, then run `workbench pull` again; nothing was kept."
         ) from None
     finally:
-        for path in (tmp, *temps):
+        for path in (tmp, scratch):
             path.unlink(missing_ok=True)
     return PullResult(snapshot=snapshot, incremental=snapshot.kind == "incremental", fetched=fetched, note=note)
 
@@ -154,18 +154,30 @@ def _base_for(project: Project, project_id: int, version: str, created: str) -> 
     return base, ""  # its sha256 is checked while it is merged
 
 
-def _full(client: LabelStudio, project_id: int, tmp: Path, temps: list[Path]) -> tuple[Snapshot, int]:
-    """Export every task; write them in the lines layout, in id order."""
-    raw, scratch = temps
-    export = client.export_to(project_id, raw)
-    index: list[tuple[int, int, int]] = []  # (task id, offset, length) in the scratch file
-    with scratch.open("wb") as handle:
-        for task in iter_export(raw):
+def _full(client: LabelStudio, project_id: int, tmp: Path, scratch: Path) -> tuple[Snapshot, int]:
+    """Export every task; write them in the lines layout, in id order, as the download arrives (one parse). The
+    server exports in id order; tasks out of it are put in order from a second pass over the lines written."""
+    index: list[tuple[int, int, int]] = []  # (task id, offset, length) in `tmp`
+    in_order = True
+    with client.export_stream(project_id) as (export, chunks), tmp.open("wb") as handle:
+        writer = LinesWriter(handle)
+        for task in iter_tasks(chunks, f"of project {project_id}"):
             line = task_line(task)
-            index.append((task["id"], handle.tell(), len(line)))
-            handle.write(line)
-    raw.unlink()
-    _check_count(len(index), export, "export")
+            in_order = in_order and (not index or task["id"] > index[-1][0])
+            writer.add(line, task["id"])
+            index.append((task["id"], writer.offset - len(line), len(line)))
+        sha = writer.close()
+        handle.flush()
+        _check_count(len(index), export, "export")
+        if in_order:
+            os.fsync(handle.fileno())
+    if not in_order:
+        sha = _in_id_order(tmp, scratch, index)
+    return _snapshot(tmp, sha, writer.tasks, writer.max_id, export.started_at, kind="full"), len(index)
+
+
+def _in_id_order(tmp: Path, scratch: Path, index: list[tuple[int, int, int]]) -> str:
+    """Rewrite the lines snapshot `tmp` (whose lines `index` places) in task id order; its new sha256."""
     index.sort()
     twice = [a[0] for a, b in zip(index, index[1:], strict=False) if a[0] == b[0]]
     if twice:
@@ -173,6 +185,7 @@ def _full(client: LabelStudio, project_id: int, tmp: Path, temps: list[Path]) ->
             f"The export holds task {twice[0]} twice, so it is not one state of the project. Run `workbench pull` "
             "again; if it repeats, check the Label Studio server log."
         )
+    os.replace(tmp, scratch)
     with scratch.open("rb") as source, tmp.open("wb") as handle:
         writer = LinesWriter(handle)
         for task_id, offset, length in index:
@@ -181,21 +194,22 @@ def _full(client: LabelStudio, project_id: int, tmp: Path, temps: list[Path]) ->
         sha = writer.close()
         handle.flush()
         os.fsync(handle.fileno())
-    return _snapshot(tmp, sha, writer.tasks, writer.max_id, export.started_at, kind="full"), len(index)
+    scratch.unlink()
+    return sha
 
 
 def _incremental(
-    project: Project, client: LabelStudio, project_id: int, base: Snapshot, tmp: Path, raw: Path
+    project: Project, client: LabelStudio, project_id: int, base: Snapshot, tmp: Path
 ) -> tuple[Snapshot, int]:
     """Export the tasks changed since `base` was pulled, merge them into a copy of it, drop deleted tasks."""
     overlap = timedelta(seconds=project.config.labelstudio.pull_overlap_seconds)
     since = (datetime.fromisoformat(base.watermark) - overlap).astimezone(UTC).strftime(SERVER_TIME)
-    with client.changed_since(project_id, since) as view:
-        export = client.export_to(project_id, raw, view=view)
+    with client.changed_since(project_id, since) as view, client.export_stream(project_id, view=view) as (
+        export, chunks
+    ):
+        changed = {task["id"]: (task_line(task), task) for task in iter_tasks(chunks, f"of project {project_id}")}
     if not export.started_at:
         raise _NotIncremental("the server did not say when its export began")
-    changed = {task["id"]: (task_line(task), task) for task in iter_export(raw)}
-    raw.unlink()
     _check_count(len(changed), export, "export of the changed tasks")
     merged = _merge(base, changed, tmp, deleted=set())
     if client.count_tasks(project_id, max_id=merged.max_id) != merged.tasks:

@@ -12,17 +12,16 @@ one, so memory does not grow with the project.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import ijson
 
 from workbench.errors import SnapshotError
 from workbench.project import Project, atomic_write_json, file_sha256, read_json
@@ -225,19 +224,100 @@ def iter_export(path: Path) -> Iterator[dict[str, Any]]:
     """Stream the tasks of an export file, checking each one's shape and naming the first thing wrong."""
     try:
         with path.open("rb") as handle:
-            if handle.read(1).lstrip() not in (b"[", b""):
-                raise SnapshotError(
-                    f"The export {path.name} is not a list of tasks. Run `workbench pull` again against a "
-                    "Label Studio server."
-                )
-            handle.seek(0)
-            for position, task in enumerate(ijson.items(handle, "item", use_float=True)):
-                yield checked_task(task, position, path)
-    except ijson.JSONError as exc:
-        raise SnapshotError(
-            f"The export {path.name} is not valid JSON ({' '.join(str(exc).split())}). Run `workbench pull` "
-            "again; if it repeats, check the Label Studio server log."
-        ) from None
+            yield from iter_tasks(iter(lambda: handle.read(_READ_BYTES), b""), path.name)
+    except OSError as exc:
+        raise SnapshotError(f"The export {path.name} cannot be read ({exc.strerror or exc}). {_AGAIN}") from None
+
+
+def iter_tasks(chunks: Iterable[bytes], name: str) -> Iterator[dict[str, Any]]:
+    """The tasks of an export (a JSON list of tasks) as its bytes arrive in `chunks`, each parsed and checked as
+    soon as it is whole: one parse, memory per task, not per export; `name` names the export in errors."""
+    for position, task in enumerate(_json_items(chunks, name)):
+        yield checked_task(task, position, Path(name))
+
+
+_READ_BYTES = 1 << 20
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json_items(chunks: Iterable[bytes], name: str) -> Iterator[Any]:
+    """The items of a JSON list whose bytes arrive in `chunks`, decoded one by one (`json`'s C scanner on a
+    window of the text, refilled as it runs out; a value cut at the window's end is decoded again with more)."""
+    source = iter(chunks)
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    text, at, ended, consumed = "", 0, False, 0
+
+    def fill(least: int = _READ_BYTES) -> bool:
+        """Add at least `least` more characters (or the rest) to the window; False once nothing is left."""
+        nonlocal text, at, ended, consumed
+        if ended:
+            return False
+        consumed += at
+        parts, size = [text[at:]], 0
+        while size < least:
+            chunk = next(source, None)
+            try:
+                part = utf8.decode(chunk or b"", final=chunk is None)
+            except UnicodeDecodeError as exc:
+                raise _not_json(name, f"not UTF-8: {exc.reason}") from None
+            parts.append(part)
+            size += len(part)
+            if chunk is None:
+                ended = True
+                break
+        text, at = "".join(parts), 0
+        return True
+
+    def next_char() -> str:
+        nonlocal at
+        while True:
+            at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+            if at < len(text):
+                return text[at]
+            if not fill():
+                return ""
+
+    first = next_char()
+    if first != "[":
+        if first == "":
+            raise _not_json(name, "it is empty")
+        raise SnapshotError(f"The export {name} is not a list of tasks. Run `workbench pull` again against a "
+                            "Label Studio server.")  # fmt: skip
+    at += 1
+    if next_char() == "]":
+        at += 1
+    else:
+        while True:
+            while True:  # one item: decoded again with a larger window while it runs past the window's end
+                try:
+                    item, end = _DECODER.raw_decode(text, at)
+                except json.JSONDecodeError as exc:
+                    if not fill(max(len(text) - at, _READ_BYTES)):
+                        raise _not_json(name, f"{exc.msg} at character {consumed + exc.pos:,}") from None
+                    continue
+                if end < len(text) or ended:
+                    break
+                fill()  # a number could go on in the next chunk; a task cannot, but the list may hold anything
+            at = end
+            yield item
+            after = next_char()
+            if after == "]":
+                at += 1
+                break
+            if after != ",":
+                raise _not_json(name, f"expected ',' or ']' at character {consumed + at:,}")
+            at += 1
+            next_char()
+    if next_char() != "":
+        raise _not_json(name, f"more data after the list at character {consumed + at:,}")
+
+
+def _not_json(name: str, why: str) -> SnapshotError:
+    return SnapshotError(
+        f"The export {name} is not valid JSON ({why}). Run `workbench pull` again; if it repeats, check the Label "
+        "Studio server log."
+    )
 
 
 def checked_task(task: Any, position: int, path: Path) -> dict[str, Any]:
@@ -330,6 +410,7 @@ class LinesWriter:
         self.handle = handle
         self.tasks = 0
         self.max_id = 0
+        self.offset = 0  # bytes written so far
         self._digest = hashlib.sha256()
         self._write(_HEAD)
 
@@ -347,4 +428,5 @@ class LinesWriter:
 
     def _write(self, data: bytes) -> None:
         self.handle.write(data)
+        self.offset += len(data)
         self._digest.update(data)
