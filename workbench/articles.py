@@ -8,10 +8,17 @@ read line by line, so an enormous file costs memory per line, not per file. Anyt
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from workbench.errors import SeedError
 from workbench.records import Paragraph, stable_hash
@@ -49,28 +56,7 @@ class Corpus:
 def read_corpus(folder: Path) -> Corpus:
     """Read every `.txt` article of `folder` (any case: `.TXT` too), in name order, skipping exact duplicates of an
     earlier article; other files (but hidden ones) are named in `ignored`."""
-    if not folder.is_dir():
-        state = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise SeedError(
-            f"The seeds folder {folder} {state}. Put the articles there as UTF-8 .txt files "
-            "(one paragraph per line, the title first), or set `seeds` in configs/workbench.toml."
-        )
-    found = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
-    files = [path for path in found if path.suffix.lower() == ".txt"]
-    ignored = tuple(path.name for path in found if path.suffix.lower() != ".txt")
-    if not files:
-        raise SeedError(
-            f"The seeds folder {folder} holds no .txt article. Add the articles as UTF-8 .txt files "
-            "(one paragraph per line, the title first)."
-        )
-    stems: dict[str, str] = {}
-    for path in files:
-        if path.stem in stems:
-            raise SeedError(
-                f"The seeds folder {folder} holds two files for article {path.stem!r}: {stems[path.stem]} and "
-                f"{path.name}. An article's file name is its id, so rename or remove one of them."
-            )
-        stems[path.stem] = path.name
+    files, ignored = _article_files(folder)
     articles: list[Article] = []
     duplicates: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
@@ -82,6 +68,52 @@ def read_corpus(folder: Path) -> Corpus:
         seen[article.sha256] = article.doc_id
         articles.append(article)
     return Corpus(articles=tuple(articles), duplicates=tuple(duplicates), ignored=ignored)
+
+
+def _article_files(folder: Path) -> tuple[list[Path], tuple[str, ...]]:
+    """The `.txt` articles of `folder` in name order, and the names of its other files (not hidden ones); a missing
+    folder, one without articles, and two files of one article are SeedErrors."""
+    names, ignored, _ = _listing(folder)
+    return [folder / name for name in names], ignored
+
+
+def _listing(folder: Path) -> tuple[list[str], tuple[str, ...], dict[str, os.stat_result]]:
+    """`_article_files` as file names, and each article's stat by file name."""
+    if not folder.is_dir():
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise SeedError(
+            f"The seeds folder {folder} {state}. Put the articles there as UTF-8 .txt files "
+            "(one paragraph per line, the title first), or set `seeds` in configs/workbench.toml."
+        )
+    stats: dict[str, os.stat_result] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_file():
+                    stats[entry.name] = entry.stat()
+            except OSError:
+                continue
+    split = [(name, *os.path.splitext(name)) for name in sorted(stats)]
+    names = [name for name, _, suffix in split if suffix.lower() == ".txt"]
+    ignored = tuple(name for name, _, suffix in split if suffix.lower() != ".txt")
+    if not names:
+        raise SeedError(
+            f"The seeds folder {folder} holds no .txt article. Add the articles as UTF-8 .txt files "
+            "(one paragraph per line, the title first)."
+        )
+    stems: dict[str, str] = {}
+    for name, stem, suffix in split:
+        if suffix.lower() != ".txt":
+            continue
+        if stem in stems:
+            raise SeedError(
+                f"The seeds folder {folder} holds two files for article {stem!r}: {stems[stem]} and "
+                f"{name}. An article's file name is its id, so rename or remove one of them."
+            )
+        stems[stem] = name
+    return names, ignored, {name: stats[name] for name in names}
 
 
 def read_article(path: Path) -> Article:
@@ -181,3 +213,193 @@ def _first_undecodable_byte(path: Path, block: int = 1 << 16) -> tuple[int, int]
         except UnicodeDecodeError as exc:  # the file ends inside a character
             return position - pending + exc.start, line
     return position, line
+
+
+# ---- the seed index: a large corpus known without reading it -------------------------------------------------
+
+INDEX_FORMAT = "workbench-seed-index/1"
+_PARAGRAPHS = pa.schema([("doc_id", pa.string()), ("index", pa.int32()), ("key", pa.string()),
+                         ("text_key", pa.string())])  # fmt: skip
+_FILES = pa.schema([("name", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("ctime_ns", pa.int64()),
+                    ("inode", pa.int64()), ("sha256", pa.string()), ("first", pa.int64()),
+                    ("paragraphs", pa.int64())])  # fmt: skip
+# A file changed this close to the moment the index is written may change again within one tick of the file
+# system's clock, unseen by its times: it is read again next time rather than trusted.
+RACY_NS = 2_000_000_000
+
+
+@dataclass
+class SeedIndex:
+    """The seeds folder in columns: every paragraph's article, place, key and text key (no text), the articles in
+    corpus order, the duplicates and the files that are not articles.
+
+    `open` keeps it beside the project and reads again only the files whose size, times or inode changed since,
+    so a corpus of a million paragraphs is known in a second; articles are read whole only when asked for
+    (`read_articles`), and checked to be the ones indexed."""
+
+    folder: Path
+    paragraphs: pa.Table  # doc_id, index, key, text_key; corpus order, duplicates left out
+    doc_ids: tuple[str, ...]  # the articles in corpus order
+    names: dict[str, str]  # doc_id -> file name
+    digests: dict[str, str]  # doc_id -> the article's sha256 (`Article.sha256`)
+    duplicates: tuple[tuple[str, str], ...] = ()
+    ignored: tuple[str, ...] = ()
+    held: dict[str, Article] = field(default_factory=dict)  # articles already read
+
+    def __len__(self) -> int:
+        return self.paragraphs.num_rows
+
+    @classmethod
+    def of_corpus(cls, corpus: Corpus) -> SeedIndex:
+        """The index of a corpus already read (its articles held, never read again)."""
+        columns: dict[str, list[Any]] = {name: [] for name in _PARAGRAPHS.names}
+        for article in corpus.articles:
+            _add_paragraphs(columns, article)
+        folder = corpus.articles[0].path.parent if corpus.articles else Path()
+        return cls(folder=folder, paragraphs=pa.table(columns, schema=_PARAGRAPHS),
+                   doc_ids=tuple(a.doc_id for a in corpus.articles),
+                   names={a.doc_id: a.path.name for a in corpus.articles},
+                   digests={a.doc_id: a.sha256 for a in corpus.articles}, duplicates=corpus.duplicates,
+                   ignored=corpus.ignored, held={a.doc_id: a for a in corpus.articles})  # fmt: skip
+
+    @classmethod
+    def open(cls, folder: Path, cache: Path | None = None) -> SeedIndex:
+        """The index of `folder`, from the index kept at `cache` for every file unchanged since (size, times and
+        inode as recorded), reading the others; the kept index is brought up to date. Every check of
+        `read_corpus` applies to every file read."""
+        started = time.time_ns()
+        files, ignored, stats = _listing(folder)
+        kept, known = _read_index(cache, folder) if cache else (None, {})
+        fresh: dict[str, list[Any]] = {name: [] for name in _PARAGRAPHS.names}
+        base = kept.num_rows if kept is not None else 0
+        ranges: list[tuple[int, int]] = []  # each file's rows in kept + fresh, in name order
+        records: list[dict[str, Any]] = []
+        changed = kept is None or len(known) != len(files)
+        for name in files:
+            stat = stats[name]
+            record = known.get(name)
+            if record is not None and record[:4] == (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino):
+                sha, first, count = record[4:]
+            else:
+                changed = True
+                article = read_article(folder / name)
+                sha, first, count = article.sha256, base + len(fresh["key"]), len(article.paragraphs)
+                _add_paragraphs(fresh, article)
+            racy = max(stat.st_mtime_ns, stat.st_ctime_ns) > started - RACY_NS
+            changed = changed or racy
+            ranges.append((first, count))
+            records.append({"name": name, "size": -1 if racy else stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                            "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino, "sha256": sha,
+                            "paragraphs": count})  # fmt: skip
+        if changed:  # every file's rows, in name order
+            every = pa.concat_tables([t for t in (kept, pa.table(fresh, schema=_PARAGRAPHS)) if t is not None])
+            every = every.take(pa.array(_rows(ranges), pa.int64()))
+            at = 0
+            for record in records:
+                record["first"], at = at, at + record["paragraphs"]
+            if cache:
+                _write_index(cache, folder, every, records)
+        else:
+            every = kept
+        assert every is not None
+        doc_ids, names, digests, duplicates, seen, kept_rows = [], {}, {}, [], {}, []
+        at = 0
+        for name, record in zip(files, records, strict=True):
+            doc_id, sha, count = os.path.splitext(name)[0], record["sha256"], record["paragraphs"]
+            if sha in seen:
+                duplicates.append((doc_id, seen[sha]))
+            else:
+                seen[sha] = doc_id
+                doc_ids.append(doc_id)
+                names[doc_id], digests[doc_id] = name, sha
+                kept_rows.append((at, count))
+            at += count
+        paragraphs = every.take(pa.array(_rows(kept_rows), pa.int64())) if duplicates else every
+        return cls(folder=folder, paragraphs=paragraphs, doc_ids=tuple(doc_ids), names=names, digests=digests,
+                   duplicates=tuple(duplicates), ignored=ignored)  # fmt: skip
+
+    def read_articles(self, doc_ids: Iterable[str] | None = None) -> Iterator[Article]:
+        """The articles `doc_ids` (every one by default), read whole, in corpus order; a SeedError if a file is
+        no longer the article indexed (changed while the command ran)."""
+        wanted = None if doc_ids is None else set(doc_ids)
+        for doc_id in self.doc_ids:
+            if wanted is not None and doc_id not in wanted:
+                continue
+            article = self.held.get(doc_id) or read_article(self.folder / self.names[doc_id])
+            if article.sha256 != self.digests[doc_id]:
+                raise SeedError(
+                    f"The seed file {self.folder / self.names[doc_id]} changed while the command ran. Run it again."
+                )
+            yield article
+
+    def corpus(self) -> Corpus:
+        """Every article, read whole (the memory of the whole corpus)."""
+        return Corpus(articles=tuple(self.read_articles()), duplicates=self.duplicates, ignored=self.ignored)
+
+
+def _add_paragraphs(columns: dict[str, list[Any]], article: Article) -> None:
+    for paragraph in article.paragraphs:
+        columns["doc_id"].append(paragraph.doc_id)
+        columns["index"].append(paragraph.index)
+        columns["key"].append(paragraph.key)
+        columns["text_key"].append(paragraph.text_key)
+
+
+def _rows(ranges: list[tuple[int, int]]) -> np.ndarray:
+    """The row numbers of (first, count) ranges, one after the other."""
+    if not ranges:
+        return np.zeros(0, dtype=np.int64)
+    firsts, counts = np.array(ranges, dtype=np.int64).T
+    starts = np.repeat(firsts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return starts + np.arange(int(counts.sum()), dtype=np.int64)
+
+
+def _files_path(cache: Path) -> Path:
+    return cache.with_name(cache.stem + ".files.arrow")
+
+
+def _read_index(cache: Path, folder: Path) -> tuple[pa.Table | None, dict[str, tuple[Any, ...]]]:
+    """The kept index of `folder` (every indexed file's rows, in name order) and each file's record by name, or
+    (None, {}) if there is none fit to use."""
+    try:
+        tables = []
+        for path in (cache, _files_path(cache)):
+            with pa.memory_map(str(path)) as source:
+                tables.append(pa.ipc.open_file(source).read_all())
+    except (OSError, pa.ArrowException):
+        return None, {}
+    table, files = tables
+    metas = [{k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items()} for t in tables]
+    stamp = {"format": INDEX_FORMAT, "folder": str(folder.resolve())}
+    if any({k: meta.get(k) for k in ("format", "folder")} != stamp for meta in metas) or (
+        metas[0].get("stamp") != metas[1].get("stamp") or table.schema.remove_metadata() != _PARAGRAPHS
+        or files.schema.remove_metadata() != _FILES
+    ):
+        return None, {}
+    columns = [files.column(name).to_pylist() for name in _FILES.names]
+    known = {name: (size, mtime, ctime, inode, sha, first, count)
+             for name, size, mtime, ctime, inode, sha, first, count in zip(*columns, strict=True)}  # fmt: skip
+    if sum(record[6] for record in known.values()) != table.num_rows:
+        return None, {}
+    return table.replace_schema_metadata(None), known
+
+
+def _write_index(cache: Path, folder: Path, table: pa.Table, files: list[dict[str, Any]]) -> None:
+    """Keep the index, its paragraphs and its files (stamped alike, so a pair half written is not used); a failure
+    to write it costs the next command time, nothing else."""
+    meta = {"format": INDEX_FORMAT, "folder": str(folder.resolve()), "stamp": f"{time.time_ns()}-{os.getpid()}"}
+    parts = ((cache, table.replace_schema_metadata(meta)),
+             (_files_path(cache), pa.Table.from_pylist(files, schema=_FILES.with_metadata(meta))))  # fmt: skip
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        for path, part in parts:
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            try:
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
+                    writer.write_table(part)
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    except (OSError, pa.ArrowException):
+        return

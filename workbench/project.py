@@ -70,6 +70,11 @@ class Project:
         return self.state_dir / "preannotations.parquet"
 
     @property
+    def seed_index_file(self) -> Path:
+        """The seeds folder's index (`articles.SeedIndex`): local state, rebuilt from the seeds when missing."""
+        return self.state_dir / "seed-index.arrow"
+
+    @property
     def project_file(self) -> Path:
         """Which Label Studio project (on which server) this workbench project pushes to."""
         return self.state_dir / "project.json"

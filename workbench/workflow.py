@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import release, server
-from workbench.articles import Corpus, read_corpus
+from workbench.articles import SeedIndex
 from workbench.config import check_cluster_address
 from workbench.errors import ReleaseMismatchError, UsageError
 from workbench.labelstudio import LabelStudio
@@ -69,7 +69,7 @@ def add_annotator(project: Project, email: str) -> tuple[AnnotatorLogin, str]:
 
 def do_preannotate(
     project: Project, *, model: str | None = None, cluster: str | None = None, progress: Progress | None = None
-) -> tuple[Corpus, PreannotationSummary]:
+) -> tuple[SeedIndex, PreannotationSummary]:
     """Pre-annotate the seeds with the configured pipeline, or with `model` (a package or a pipeline folder, such
     as a model `workbench train` wrote) for this run; here, or on the Dask cluster at `cluster` (else
     `[model] cluster`, if set)."""
@@ -78,24 +78,29 @@ def do_preannotate(
             check_cluster_address(cluster)
         except ValueError as exc:
             raise UsageError(f"--cluster {exc}.") from None
-    corpus = read_corpus(project.seeds_dir)
+    seeds = seed_index(project)
     if model:
         project = project.with_model(model)
-    return corpus, preannotate(project, list(corpus.paragraphs()), cluster=cluster, progress=progress)
+    return seeds, preannotate(project, seeds, cluster=cluster, progress=progress)
+
+
+def seed_index(project: Project) -> SeedIndex:
+    """The seeds folder's index, brought up to date (only the files changed since it was kept are read)."""
+    return SeedIndex.open(project.seeds_dir, project.seed_index_file)
 
 
 def do_push(
     project: Project,
     *,
-    corpus: Corpus | None = None,
+    corpus: SeedIndex | None = None,
     next_n: int | None = None,
     retire_annotated: bool = False,
     progress: Progress | None = None,
-) -> tuple[Corpus, PushSummary]:
+) -> tuple[SeedIndex, PushSummary]:
     """Push the corpus (read from the seeds folder unless the caller has just read it); with `next_n`, only the
     `next_n` new paragraphs the model is least sure of; annotated paragraphs gone from the seeds are retired only
     with `retire_annotated`."""
-    corpus = corpus or read_corpus(project.seeds_dir)
+    corpus = corpus if corpus is not None else seed_index(project)
     with project.lock("workbench push"):
         return corpus, push(project, corpus, client_for(project), next_n=next_n, retire_annotated=retire_annotated,
                             progress=progress)  # fmt: skip
@@ -111,7 +116,7 @@ def do_pull(project: Project, *, full: bool = False) -> PullResult:
 class RunResult:
     """What `workbench run` did and where annotators go next (the login only for the local server)."""
 
-    corpus: Corpus
+    corpus: SeedIndex
     preannotation: PreannotationSummary
     push: PushSummary
     url: str
@@ -159,7 +164,7 @@ def task_status(project: Project) -> dict[str, Any]:
     return status.task_status(project, client_for(project))
 
 
-def corpus_notes(corpus: Corpus) -> list[str]:
+def corpus_notes(corpus: SeedIndex) -> list[str]:
     return status.corpus_notes(corpus)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,3 +171,88 @@ def test_two_files_for_one_article_name_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.TXT").write_text("Title\nOther text.\n", encoding="utf-8")
     with pytest.raises(SeedError, match="two files for article 'a'"):
         read_corpus(tmp_path)
+
+
+# ---- the seed index ----------------------------------------------------------------------------------------------
+
+
+def _index_of(folder: Path) -> tuple[Any, ...]:
+    from workbench.articles import SeedIndex
+
+    index = SeedIndex.of_corpus(read_corpus(folder))
+    return index.paragraphs.to_pylist(), index.doc_ids, index.duplicates, index.ignored
+
+
+def _opened(folder: Path, cache: Path) -> tuple[Any, ...]:
+    from workbench.articles import SeedIndex
+
+    index = SeedIndex.open(folder, cache)
+    return index.paragraphs.to_pylist(), index.doc_ids, index.duplicates, index.ignored
+
+
+@pytest.fixture
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the seed files read whole; files are not 'racy' here (the clock check is tested apart)."""
+    from workbench import articles
+
+    reads: list[str] = []
+    real = articles.read_article
+    monkeypatch.setattr(articles, "RACY_NS", 0)
+    monkeypatch.setattr(articles, "read_article", lambda path: reads.append(path.name) or real(path))
+    return reads
+
+
+def test_the_index_is_the_corpus_and_reads_only_what_changed(tmp_path: Path, counted_reads: list[str]) -> None:
+    folder = _seeds(tmp_path, {"a.txt": GOOD.encode(), "b.txt": b"B title\nAnkara and Moscow.\n",
+                               "c.txt": GOOD.encode(), "notes.md": b"not an article"})  # fmt: skip
+    cache = tmp_path / "state" / "seed-index.arrow"
+
+    def opened_reading() -> list[str]:
+        expected = _index_of(folder)
+        counted_reads.clear()
+        assert _opened(folder, cache) == expected
+        return sorted(counted_reads)
+
+    assert opened_reading() == ["a.txt", "b.txt", "c.txt"]
+    assert opened_reading() == [], "nothing changed: nothing read"
+    (folder / "b.txt").write_text("B title\nAnkara, Moscow and Kyiv.\n", encoding="utf-8")
+    (folder / "a.txt").unlink()  # c.txt is no longer a duplicate of a.txt
+    (folder / "d.txt").write_text("D title\nA new article.\n", encoding="utf-8")
+    assert opened_reading() == ["b.txt", "d.txt"]
+
+
+def test_an_index_kept_for_another_folder_or_damaged_is_not_used(tmp_path: Path, counted_reads: list[str]) -> None:
+    folder = _seeds(tmp_path, {"a.txt": GOOD.encode()})
+    cache = tmp_path / "seed-index.arrow"
+    _opened(folder, cache)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.txt").write_text("Another title\nAnother text.\n", encoding="utf-8")
+    assert _opened(other, cache) == _index_of(other)
+    cache.write_bytes(b"not arrow")
+    expected = _index_of(folder)
+    counted_reads.clear()
+    assert _opened(folder, cache) == expected and counted_reads == ["a.txt"]
+
+
+def test_a_file_changed_within_a_tick_of_the_index_is_read_again(tmp_path: Path, monkeypatch) -> None:
+    from workbench import articles
+
+    folder = _seeds(tmp_path, {"a.txt": GOOD.encode()})
+    cache = tmp_path / "seed-index.arrow"
+    reads: list[str] = []
+    real = articles.read_article
+    monkeypatch.setattr(articles, "read_article", lambda path: reads.append(path.name) or real(path))
+    _opened(folder, cache)
+    _opened(folder, cache)
+    assert reads == ["a.txt", "a.txt"], "written a moment ago: the file's times cannot be trusted yet"
+
+
+def test_an_article_read_from_the_index_must_be_the_one_indexed(tmp_path: Path, counted_reads: list[str]) -> None:
+    from workbench.articles import SeedIndex
+
+    folder = _seeds(tmp_path, {"a.txt": GOOD.encode()})
+    index = SeedIndex.open(folder, tmp_path / "seed-index.arrow")
+    (folder / "a.txt").write_text("A title\nChanged meanwhile.\n", encoding="utf-8")
+    with pytest.raises(SeedError, match="changed while the command ran"):
+        list(index.read_articles())

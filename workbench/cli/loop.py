@@ -98,7 +98,7 @@ def run():
         result = guarded(lambda: workflow.do_run(project, progress=progress))
     report_corpus(result.corpus)
     out.print(
-        f"{result.preannotation.paragraphs} paragraphs from {len(result.corpus.articles)} articles, pre-annotated "
+        f"{result.preannotation.paragraphs} paragraphs from {len(result.corpus.doc_ids)} articles, pre-annotated "
         f"by {result.preannotation.model_version}; {result.push.imported} tasks imported, "
         f"{result.push.already_there} already there."
     )

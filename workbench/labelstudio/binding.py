@@ -66,6 +66,11 @@ def bound_project(project: Project, client: LabelStudio) -> int:
 def ensure_project(project: Project, client: LabelStudio, settings: dict[str, Any]) -> int:
     """The project to push to: the recorded one, else one with the configured title (`settings["title"]`), else
     a new one made with `settings`."""
+    return open_project(project, client, settings)[0]
+
+
+def open_project(project: Project, client: LabelStudio, settings: dict[str, Any]) -> tuple[int, bool]:
+    """`ensure_project`, and whether the project was made just now (with `settings`, and no task yet)."""
     binding = read_binding(project)
     if binding and binding.url == client.url:
         project_id = binding.project_id
@@ -76,9 +81,8 @@ def ensure_project(project: Project, client: LabelStudio, settings: dict[str, An
                 "snapshot was pulled. To start a new project, remove .workbench/project.json and run "
                 "`workbench push` again."
             )
-    else:
-        project_id = client.find_project(settings["title"]) or client.create_project(**settings)
-        atomic_write_json(
-            project.project_file, {"url": client.url, "project_id": project_id, "title": settings["title"]}
-        )
-    return project_id
+        return project_id, False
+    found = client.find_project(settings["title"])
+    project_id = found or client.create_project(**settings)
+    atomic_write_json(project.project_file, {"url": client.url, "project_id": project_id, "title": settings["title"]})
+    return project_id, found is None

@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from more_itertools import chunked
 
+from workbench.articles import SeedIndex
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.pipeline import load_ner_pipeline, resolve
 from workbench.preannotation.entities import Found, entities_of
@@ -61,14 +64,16 @@ def choose_batch_size(setting: int, processes: int) -> int:
 
 def preannotate(
     project: Project,
-    paragraphs: Iterable[Paragraph],
+    paragraphs: Iterable[Paragraph] | SeedIndex,
     *,
     cluster: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PreannotationSummary:
     """Run NER over every paragraph text, scoring each, and save the pool; reuse what this model version made.
-    The pipeline runs here, or on the Dask cluster at `cluster` (else `[model] cluster`, if set)."""
+    The pipeline runs here, or on the Dask cluster at `cluster` (else `[model] cluster`, if set). `paragraphs` may
+    be a seed index: only the texts the pool lacks are then read."""
     config = project.config
+    todo = _Texts.of(paragraphs)
     address = cluster or config.model.cluster
     if not address:
         nlp, version = load_ner_pipeline(config.model.name, project.root)
@@ -78,7 +83,7 @@ def preannotate(
             batch_size = choose_batch_size(config.model.batch_size, summary.processes)
             return _predict(texts, nlp, config.labels, batch_size, summary.processes)
 
-        return _preannotate(project, list(paragraphs), version, here, progress)
+        return _preannotate(project, todo, version, here, progress)
     from workbench.preannotation.cluster import ClusterPipeline
 
     name = resolve(config.model.name, project.root)  # a pipeline folder by its absolute path, as workers see it
@@ -88,12 +93,37 @@ def preannotate(
             summary.processes, summary.cluster = remote.workers, remote.address
             return remote.annotate(texts)
 
-        return _preannotate(project, list(paragraphs), remote.version, on_the_cluster, progress)
+        return _preannotate(project, todo, remote.version, on_the_cluster, progress)
+
+
+@dataclass
+class _Texts:
+    """Every paragraph's text key, in corpus order, and a way to the texts of some keys."""
+
+    keys: pa.Array
+    texts_of: Callable[[set[str]], dict[str, str]]
+
+    @classmethod
+    def of(cls, paragraphs: Iterable[Paragraph] | SeedIndex) -> _Texts:
+        if isinstance(paragraphs, SeedIndex):
+            seeds = paragraphs
+
+            def read(keys: set[str]) -> dict[str, str]:
+                table = seeds.paragraphs
+                docs = pc.unique(pc.filter(table["doc_id"], pc.is_in(table["text_key"], pa.array(list(keys)))))
+                return {p.text_key: p.text for article in seeds.read_articles(docs.to_pylist())
+                        for p in article.paragraphs if p.text_key in keys}  # fmt: skip
+
+            return cls(keys=seeds.paragraphs["text_key"].combine_chunks(), texts_of=read)
+        listed = list(paragraphs)
+        texts = {p.text_key: p.text for p in listed}
+        return cls(keys=pa.array([p.text_key for p in listed], pa.string()),
+                   texts_of=lambda wanted: {key: texts[key] for key in wanted})  # fmt: skip
 
 
 def _preannotate(
     project: Project,
-    todo: list[Paragraph],
+    todo: _Texts,
     version: str,
     predict: Callable[[list[str], PreannotationSummary], Iterator[Found]],
     progress: Callable[[int], None] | None,
@@ -101,37 +131,42 @@ def _preannotate(
     config = project.config
     path = project.preannotations_file
     label_set = stable_hash(*config.labels)
-    wanted = list(dict.fromkeys(p.text_key for p in todo))  # one prediction per distinct text, in corpus order
-    kept = reusable(path, version, label_set, wanted)
-    texts = {p.text_key: p.text for p in todo}
-    previous = set(kept["key"].to_pylist())
-    missing = [key for key in wanted if key not in previous]
-    summary = PreannotationSummary(model_version=version, paragraphs=len(todo))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent)
-    tmp = temp_path(path)
-    entities = dict(zip(kept["key"].to_pylist(), (len(spans) for spans in kept["spans"].to_pylist()), strict=True))
-    try:
-        writer = PoolWriter(tmp)
+    wanted = pc.unique(todo.keys)  # one prediction per distinct text, in corpus order
+    kept, whole = reusable(path, version, label_set, wanted, with_size=True)
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, kept["key"]))).to_pylist()
+    summary = PreannotationSummary(model_version=version, paragraphs=len(todo.keys))
+    found_keys: list[str] = []
+    found_counts: list[int] = []
+    if missing or kept.num_rows != whole:  # else the pool is exactly what it would be written as: kept as it is
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent)
+        tmp = temp_path(path)
         try:
-            writer.add_table(kept)
-            found = predict([texts[key] for key in missing], summary)
-            for key, (spans, dropped, score) in zip(missing, found, strict=True):
-                summary.dropped.update(dropped)
-                entities[key] = len(spans)
-                writer.add(Prediction(key=key, model_version=version, spans=spans, score=score), label_set)
-                if progress:
-                    progress(1)
+            writer = PoolWriter(tmp)
+            try:
+                writer.add_table(kept)
+                texts = todo.texts_of(set(missing))
+                found = predict([texts[key] for key in missing], summary)
+                for key, (spans, dropped, score) in zip(missing, found, strict=True):
+                    summary.dropped.update(dropped)
+                    found_keys.append(key)
+                    found_counts.append(len(spans))
+                    writer.add(Prediction(key=key, model_version=version, spans=spans, score=score), label_set)
+                    if progress:
+                        progress(1)
+            finally:
+                writer.close()
+            os.replace(tmp, path)
         finally:
-            writer.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fresh = set(missing)
-    summary.annotated = sum(1 for p in todo if p.text_key in fresh)
-    summary.reused = len(todo) - summary.annotated
-    summary.entities = sum(entities[p.text_key] for p in todo)
+            tmp.unlink(missing_ok=True)
+    fresh = pa.array(found_keys, pa.string())
+    is_fresh = pc.is_in(todo.keys, fresh)
+    summary.annotated = int(pc.sum(is_fresh).as_py() or 0)
+    summary.reused = summary.paragraphs - summary.annotated
+    keys = pa.concat_arrays([kept["key"].combine_chunks(), fresh])
+    counts = pa.concat_arrays([pc.list_value_length(kept["spans"].combine_chunks()).cast(pa.int64()),
+                               pa.array(found_counts, pa.int64())])  # fmt: skip
+    summary.entities = int(pc.sum(pc.take(counts, pc.index_in(todo.keys, keys))).as_py() or 0)
     return summary
 
 

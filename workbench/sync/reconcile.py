@@ -95,6 +95,8 @@ class Plan:
     across: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     # tasks someone annotated (or skipped) that the plan would retire, by article: `push` asks before it does
     retiring_annotated: Counter[str] = field(default_factory=Counter)
+    # live tasks no paragraph of their own article or of the same text took: a close edit anywhere may take them
+    open_tasks: int = 0
 
     @property
     def edited(self) -> list[Update]:
@@ -148,6 +150,7 @@ def reconcile(
         if doc_id not in claimed:
             matcher.add_unclaimed(tasks)
     pairs, new, left = matcher.match()
+    plan.open_tasks = matcher.open_tasks
     for paragraph, task in pairs:
         update = _update_for(paragraph, task)
         if update is None:
@@ -174,6 +177,7 @@ class _Matcher:
         self.edit_similarity = edit_similarity
         self.groups: list[tuple[Article, list[Pushed]]] = []
         self.unclaimed: list[Pushed] = []
+        self.open_tasks = 0
 
     def add(self, article: Article, tasks: list[Pushed]) -> None:
         self.groups.append((article, list(tasks)))
@@ -202,6 +206,7 @@ class _Matcher:
             taken |= {task.task_id for task in found.values()}
             still -= set(found)
         pool = [task for task in pool if task.task_id not in taken]
+        self.open_tasks = sum(1 for task in pool if not task.retired)
         unmatched = [p for p in unmatched if _place(p) in still]
         found = self._similar_anywhere(unmatched, pool, pairs)  # 4: a close edit anywhere
         pairs.update(found)

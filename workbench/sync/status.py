@@ -4,36 +4,34 @@ annotator), the pool, and what a push would do to bring Label Studio to the seed
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
-from workbench.articles import Corpus, read_corpus
+import pyarrow.compute as pc
+
+from workbench.articles import Corpus, SeedIndex
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import bound_project
-from workbench.preannotation.pool import pool_keys
+from workbench.preannotation.pool import pooled
 from workbench.project import Project
 from workbench.sync.carry import preview_edit
-from workbench.sync.push import plan_for
-from workbench.sync.snapshots import iter_export
+from workbench.sync.plan import plan_for
+from workbench.sync.snapshots import iter_tasks
 
 
 def task_status(project: Project, client: LabelStudio) -> dict[str, Any]:
     """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator; and what
     changed in the seeds since the last push (what the next push will do)."""
     project_id = bound_project(project, client)
-    corpus = read_corpus(project.seeds_dir)
+    corpus = SeedIndex.open(project.seeds_dir, project.seed_index_file)
     plan, pushed = plan_for(project, corpus, client, project_id)
     previews = [preview_edit(client, update) for update in plan.edited]
     live = [task for task in pushed if not task.retired]
     totals: Counter[str] = Counter()
     per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
     emails = client.user_emails()
-    with tempfile.TemporaryDirectory(dir=project.state_dir) as tmp:
-        path = Path(tmp) / "status.json"
-        client.export_to(project_id, path)
-        for task in iter_export(path):
+    with client.export_stream(project_id) as (_, chunks):
+        for task in iter_tasks(chunks, f"of project {project_id}"):
             totals["total"] += 1
             annotations = task.get("annotations", [])
             submitted = [a for a in annotations if not a.get("was_cancelled")]
@@ -70,13 +68,14 @@ def task_status(project: Project, client: LabelStudio) -> dict[str, Any]:
     }
 
 
-def pooled_paragraphs(project: Project, corpus: Corpus) -> int:
+def pooled_paragraphs(project: Project, corpus: Corpus | SeedIndex) -> int:
     """How many of the seeds' paragraphs the pool holds a pre-annotation of."""
-    held = pool_keys(project.preannotations_file)
-    return sum(1 for paragraph in corpus.paragraphs() if paragraph.text_key in held)
+    seeds = corpus if isinstance(corpus, SeedIndex) else SeedIndex.of_corpus(corpus)
+    return int(pc.sum(pc.is_in(seeds.paragraphs["text_key"], value_set=pooled(project.preannotations_file))).as_py()
+               or 0)  # fmt: skip
 
 
-def corpus_notes(corpus: Corpus) -> list[str]:
+def corpus_notes(corpus: Corpus | SeedIndex) -> list[str]:
     """What a user should know about the seeds folder that is not an error."""
     notes = [f"article {duplicate} repeats {original} word for word; it was not imported."
              for duplicate, original in corpus.duplicates]  # fmt: skip
