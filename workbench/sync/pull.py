@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,13 +33,14 @@ from workbench.errors import SnapshotError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.binding import bound_project
 from workbench.labelstudio.client import ExportInfo
-from workbench.project import Project, atomic_write_json, remove_stale_temps, temp_path
+from workbench.project import Project, atomic_write_json, file_sha256, remove_stale_temps, temp_path
 from workbench.sync.snapshots import (
     LINES,
     LinesWriter,
     Snapshot,
-    checked_lines,
+    check_digest,
     clear_unstamped,
+    iter_lines,
     iter_tasks,
     line_id,
     newest_on_disk,
@@ -272,11 +274,18 @@ def _merge(base: Snapshot, changed: dict[int, tuple[bytes, dict[str, Any]]], out
 
 
 def _base_lines(base: Snapshot) -> Iterator[bytes]:
+    """The base's lines; its sha256 is taken in a thread meanwhile and checked once the last line is read."""
+    with ThreadPoolExecutor(1, thread_name_prefix="base-sha256") as hashing:
+        whole = hashing.submit(file_sha256, base.path)
+        try:
+            yield from iter_lines(base.path)
+            digest = whole.result()
+        except (OSError, SnapshotError):
+            raise _NotIncremental(f"the newest snapshot, {base.path.name}, cannot be read") from None
     try:
-        yield from checked_lines(base)
-    except SnapshotError as exc:
-        why = "was changed after it was pulled" if "changed after" in str(exc) else "cannot be read"
-        raise _NotIncremental(f"the newest snapshot, {base.path.name}, {why}") from None
+        check_digest(base, digest)
+    except SnapshotError:
+        raise _NotIncremental(f"the newest snapshot, {base.path.name}, was changed after it was pulled") from None
 
 
 def _emit_new(emit: Any, entry: tuple[bytes, dict[str, Any]], deleted: set[int]) -> int:

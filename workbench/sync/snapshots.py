@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,11 @@ def check_intact(snapshot: Snapshot) -> None:
         raise SnapshotError(
             f"The snapshot {snapshot.path} cannot be read ({exc.strerror}). Run `workbench pull` for a new one."
         ) from None
+    _check_digest(snapshot, digest)
+
+
+def check_digest(snapshot: Snapshot, digest: str) -> None:
+    """SnapshotError, as `check_intact` raises it, if `digest` (the file's sha256) is not the one recorded."""
     _check_digest(snapshot, digest)
 
 
@@ -400,11 +406,36 @@ def iter_lines(path: Path, digest: Any = None) -> Iterator[bytes]:
         raise SnapshotError(f"The snapshot {path.name} ends before its closing bracket. {_AGAIN}")
 
 
+def iter_placed_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """`iter_lines`, each line with the byte offset it starts at (for `lines_at`)."""
+    offset = len(_HEAD)
+    with path.open("rb") as handle:
+        if handle.readline() != _HEAD:
+            raise SnapshotError(f"The snapshot {path.name} is not in the lines layout its record names. {_AGAIN}")
+        for raw in handle:
+            line = raw.rstrip(b"\n")
+            if line == b"]":
+                return
+            yield offset, line[:-1] if line.endswith(b",") else line
+            offset += len(raw)
+        raise SnapshotError(f"The snapshot {path.name} ends before its closing bracket. {_AGAIN}")
+
+
+def lines_at(path: Path, offsets: Iterable[int]) -> Iterator[bytes]:
+    """The task lines of a `lines` snapshot that start at `offsets` (as `iter_placed_lines` gives them)."""
+    with path.open("rb") as handle:
+        for offset in offsets:
+            handle.seek(offset)
+            line = handle.readline().rstrip(b"\n")
+            yield line[:-1] if line.endswith(b",") else line
+
+
 _AGAIN = "Run `workbench pull --full` for a fresh snapshot."
 
 
 class LinesWriter:
-    """Writes a `lines` snapshot task by task, counting the tasks and hashing the bytes on the way."""
+    """Writes a `lines` snapshot task by task, counting the tasks and hashing the bytes on the way: a megabyte at a
+    time, hashed and written by a thread while the next one is gathered (hashlib and the file let go of the GIL)."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -412,6 +443,10 @@ class LinesWriter:
         self.max_id = 0
         self.offset = 0  # bytes written so far
         self._digest = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="snapshot-writer")
+        self._last: Future[None] | None = None
         self._write(_HEAD)
 
     def add(self, line: bytes, task_id: int) -> None:
@@ -422,11 +457,35 @@ class LinesWriter:
         self.max_id = max(self.max_id, task_id)
 
     def close(self) -> str:
-        """End the list; return the file's sha256."""
+        """End the list, once every byte is written; return the file's sha256."""
         self._write(_TAIL if self.tasks else b"]\n")
+        try:
+            self._flush()
+            if self._last is not None:
+                self._last.result()
+        finally:
+            self._worker.shutdown()
         return self._digest.hexdigest()
 
     def _write(self, data: bytes) -> None:
-        self.handle.write(data)
+        self._pending.append(data)
+        self._size += len(data)
         self.offset += len(data)
-        self._digest.update(data)
+        if self._size >= _BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        block = b"".join(self._pending)
+        self._pending, self._size = [], 0
+        if self._last is not None:
+            self._last.result()  # one block in the thread at most (and its failure raised here)
+        self._last = self._worker.submit(self._store, block)
+
+    def _store(self, block: bytes) -> None:
+        self._digest.update(block)
+        self.handle.write(block)
+
+
+_BLOCK = 1 << 20
