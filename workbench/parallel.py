@@ -91,3 +91,54 @@ def _died() -> WorkerError:
         "so the command stopped and wrote nothing. Run it again; if it happens again, free memory: a release of "
         "100,000 paragraphs uses ~1.1 GB with its workers."
     )
+
+
+class Aside:
+    """A call running in a forked process while this process goes on with other work; `result()` waits for it.
+
+    The child inherits what this process holds (copy-on-write), so nothing is pickled but the result. Where fork
+    is not available, or with one usable core, the call runs here, at once."""
+
+    def __init__(self, work: Callable[[], R]) -> None:
+        self._process: Any = None
+        if "fork" not in multiprocessing.get_all_start_methods() or usable_cores() < 2:
+            self._value: Any = work()
+            return
+        context = multiprocessing.get_context("fork")
+        self._reader, sender = context.Pipe(duplex=False)
+        _asides.append(work)  # the child finds it here; this process keeps no reference to it once it started
+        gc.freeze()  # the child does not scan (and so copy) what it inherits
+        try:
+            self._process = context.Process(target=_aside, args=(sender,), daemon=True)
+            self._process.start()
+        finally:
+            gc.unfreeze()
+            _asides.clear()
+            sender.close()
+
+    def result(self) -> Any:
+        """The call's value, or its exception raised here; WorkerError if the process died."""
+        if self._process is None:
+            return self._value
+        try:
+            kind, value = self._reader.recv()
+        except (EOFError, OSError):
+            raise _died() from None
+        finally:
+            self._reader.close()
+            self._process.join()
+        if kind == "error":
+            raise value
+        return value
+
+
+_asides: list[Callable[[], Any]] = []
+
+
+def _aside(sender: Any) -> None:
+    try:
+        outcome: tuple[str, Any] = ("value", _asides[0]())
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        outcome = ("error", exc)
+    sender.send(outcome)
+    sender.close()

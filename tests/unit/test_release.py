@@ -523,12 +523,11 @@ def test_a_release_killed_half_way_leaves_no_version_and_is_cleaned_next_time(fi
         sys.path.insert(0, sys.argv[2])
         from test_release import corpus, ctx, write_release
 
-        real_write = writer._write_file
-        def write_then_die(path, data):
-            real_write(path, data)
-            if path.name.endswith(".spacy"):
-                os.kill(os.getpid(), signal.SIGKILL)
-        writer._write_file = write_then_die
+        real_write = writer._write_docbin
+        def write_then_die(folder, split, stream):
+            real_write(folder, split, stream)  # a DocBin is written, the release is not complete
+            os.kill(os.getpid(), signal.SIGKILL)
+        writer._write_docbin = write_then_die
         write_release(Path(sys.argv[1]), corpus(), ctx("1.1.0"))
         """
     )

@@ -20,6 +20,8 @@ Modules: `versions` (semver), `schema` (ClassLabel names, Features), `rows` (che
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +31,15 @@ import pyarrow as pa
 
 from workbench import __version__
 from workbench.errors import ReleaseError, ReviewOpenError
-from workbench.project import Project
+from workbench.parallel import Aside
+from workbench.project import Project, remove_stale_temps, temp_path
 from workbench.records import Row
 from workbench.release.assemble import Assembly, assemble
 from workbench.release.draft import Prepared, ReleaseDraft
 from workbench.release.inspect import diff_releases, list_releases, readable_manifests, verify_release
 from workbench.release.manifest import ReleaseContext, read_manifest
-from workbench.release.rowcache import ParentParts, RowCache, Unusable, build_context, write_cache
+from workbench.release.pieces import PiecesWriter
+from workbench.release.rowcache import ParentParts, RowCache, Unusable, build_context, pieces_path, write_cache
 from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
 from workbench.release.writer import Reuse, write
@@ -44,6 +48,8 @@ from workbench.sync.snapshots import Snapshot, latest_snapshot
 from workbench.wording import EXCLUDED, counted
 
 Progress = Callable[[int], None]
+# From this many rows, the review summary is counted in another process while the release's files are written.
+ASIDE_MIN_ROWS = 4_000
 # The open review items among the rows a release holds: (snapshot, the rows as Arrow, the build) -> the manifest's
 # `review` record. Given by the caller (`workflow`), so releases depend on no review code.
 ReviewSummary = Callable[[Snapshot, pa.Table, Build], dict[str, Any]]
@@ -107,13 +113,18 @@ def cut(
         if previous is not None:
             draft.parent_keys = previous[0].parent_keys()
         assembly = assemble(snapshot, config, project.root, draft, context, previous, progress)
+        parent = previous[1] if previous is not None else None
+        previous = None  # the parent's row cache has given what it holds: let it go before the rows are written
+        pa.default_memory_pool().release_unused()
         build = assembly.build  # a region that cannot be kept exactly is named before any release refusal
         excluded = f" ({build.tasks} tasks: {counted(build.excluded, EXCLUDED)})"
         prepared = draft.prepare(source=f"The snapshot {snapshot.path.name}", counted=excluded)
         assert prepared.table is not None
-        summary = review(snapshot, prepared.table, build)
-        if summary["open"] and config.review.block_release:
-            raise _review_open(version, summary)
+        aside, summary = None, {}
+        if prepared.table.num_rows >= ASIDE_MIN_ROWS:  # counted in another process while the files are written
+            aside = _aside(review, snapshot, prepared.table, build)
+        else:
+            summary = _checked(review(snapshot, prepared.table, build), version, config.review.block_release)
         ctx = dataclasses.replace(
             ctx,
             snapshot_name=snapshot.path.name,
@@ -130,13 +141,25 @@ def cut(
             excluded_retired=build.excluded.get("retired", 0),
             excluded_awaiting_check=build.excluded.get("awaiting_check", 0),
             merge_ties=tuple(tie["task_id"] for tie in build.ties),
-            review=summary,
         )
+
+        def finish(ctx: ReleaseContext) -> ReleaseContext:
+            """The open review items, once counted (a release they block is not written)."""
+            if aside is None:
+                return dataclasses.replace(ctx, review=summary)
+            return dataclasses.replace(ctx, review=_checked(aside.result(), version, config.review.block_release))
+
         parts = None
-        if previous is not None and assembly.reused_rows and draft.parent_keys is not None:
-            parts = Reuse(parent=previous[1], ids=assembly.reused_rows, keys=draft.parent_keys)
-        path = write(project.releases_dir, prepared, ctx, parts)
-        note = _keep_cache(project, version, context, assembly, prepared) or note
+        if parent is not None and assembly.reused_rows and draft.parent_keys is not None:
+            parts = Reuse(parent=parent, ids=assembly.reused_rows, keys=draft.parent_keys)
+        pieces = _pieces_writer(project, version)
+        try:
+            path = write(project.releases_dir, prepared, ctx, parts, finish, pieces)
+        except BaseException:
+            if pieces is not None:
+                pieces.abandon()
+            raise
+        note = _keep_cache(project, version, context, assembly, prepared, pieces) or note
     return ReleaseResult(path=path, snapshot=snapshot, build=build, reused=assembly.reused_tasks,
                          rebuilt=assembly.built_tasks, note=note)  # fmt: skip
 
@@ -150,7 +173,8 @@ def _previous(project: Project, draft: ReleaseDraft, context: bytes) -> tuple[tu
     cache = None
     try:
         cache = RowCache.read(project, parent, context)
-        parts = ParentParts.load(project.releases_dir / parent, read_manifest(project.releases_dir, parent))
+        parts = ParentParts.load(project.releases_dir / parent, read_manifest(project.releases_dir, parent),
+                                 pieces_path(project, parent), cache.pieces_stamp)  # fmt: skip
     except Unusable as reason:
         if cache is not None:
             draft.parent_keys = cache.parent_keys()
@@ -160,10 +184,24 @@ def _previous(project: Project, draft: ReleaseDraft, context: bytes) -> tuple[tu
     return (cache, parts), ""
 
 
-def _keep_cache(project: Project, version: str, context: bytes, assembly: Assembly, prepared: Prepared) -> str:
-    """Record the new release's row cache, for the next release to reuse; a note if that failed."""
+def _pieces_writer(project: Project, version: str) -> PiecesWriter | None:
+    """Where the release's pieces are written while it is (renamed into place with its row cache)."""
+    final = pieces_path(project, version)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(final.parent)
+        return PiecesWriter(temp_path(final), stamp=f"{version}-{time.time_ns()}-{os.getpid()}")
+    except (OSError, pa.ArrowException):
+        return None  # the next release builds every row
+
+
+def _keep_cache(
+    project: Project, version: str, context: bytes, assembly: Assembly, prepared: Prepared,
+    pieces: PiecesWriter | None,
+) -> str:  # fmt: skip
+    """Record the new release's row cache and pieces, for the next release to reuse; a note if that failed."""
     keys = prepared.written_keys
-    if keys is None:
+    if keys is None or pieces is None:
         return ""
     records = assembly.records
     row_ids = records.column("row_id").to_pylist()
@@ -179,10 +217,24 @@ def _keep_cache(project: Project, version: str, context: bytes, assembly: Assemb
         "lists": records.column("lists"),
     }  # fmt: skip
     try:
-        write_cache(project, version, context, assembly.keys, columns, keys.label_counts)
+        os.replace(pieces.path, pieces_path(project, version))
+        write_cache(project, version, context, assembly.keys, columns, keys.label_counts, pieces.stamp)
     except OSError as exc:
+        pieces.path.unlink(missing_ok=True)
         return f"the row cache could not be written ({exc.strerror or exc}), so the next release builds every row"
     return ""
+
+
+def _aside(review: ReviewSummary, snapshot: Snapshot, table: pa.Table, build: Build) -> Aside:
+    """The review summary of `table`, counted in a forked process (this one keeps no reference to the table)."""
+    return Aside(lambda: review(snapshot, table, build))
+
+
+def _checked(summary: dict[str, Any], version: str, block: bool) -> dict[str, Any]:
+    """The review summary, unless its open items block the release ([review] block_release)."""
+    if summary["open"] and block:
+        raise _review_open(version, summary)
+    return summary
 
 
 def _review_open(version: str, review: dict) -> ReviewOpenError:

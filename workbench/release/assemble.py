@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,20 @@ import pyarrow.compute as pc
 
 from workbench.config import Config
 from workbench.pipeline import pipeline_version, resolve
+from workbench.project import file_sha256
 from workbench.release.draft import ReleaseDraft
 from workbench.release.rowcache import ParentParts, RowCache, Unusable, row_hash
 from workbench.rows.builder import Build, Key, RowBuilder, Tally, processes_for
 from workbench.sync.snapshots import (
     LINES,
     Snapshot,
+    check_digest,
     check_intact,
-    checked_lines,
     checked_task,
     iter_export,
-    iter_lines,
+    iter_placed_lines,
     line_id,
+    lines_at,
     task_line,
 )
 
@@ -62,7 +65,7 @@ def assemble(
 ) -> Assembly:
     """Build the release's rows into `draft` and sum its figures, reusing `previous` (the parent's cache and
     files) for every task whose row hash it holds. `root` is the project's folder (the pipeline may be in it)."""
-    hashes, task_ids = _hashes(snapshot, context)
+    hashes, task_ids, offsets = _hashes(snapshot, context)
     cache, parent = previous if previous else (None, None)
     found = [cache.index.get(h, -1) for h in hashes] if cache else [-1] * len(hashes)
     if cache and parent and not _usable(cache, parent, found):
@@ -73,7 +76,7 @@ def assemble(
     builder = RowBuilder.for_config(config, root) if to_build else None
     built_rows: list[tuple[str | None, str | None]] = []
     if builder is not None:
-        tasks = _tasks_at(snapshot, set(to_build), progress)
+        tasks = _tasks_at(snapshot, to_build, offsets, progress)
         positions = iter(to_build)
         for chunk in builder.chunks(tasks, processes=processes_for(len(to_build))):
             for row in chunk.rows:
@@ -86,6 +89,8 @@ def assemble(
         progress(len(hashes))
     reused = [(position, index) for position, index in enumerate(found) if index >= 0]
     records = _records(hashes, task_ids, to_build, built_rows, ledger, cache, reused)
+    del hashes, found, offsets
+    pa.default_memory_pool().release_unused()
     reused_rows: frozenset[str] = frozenset()
     if cache is not None and parent is not None and reused:
         reused_rows = _reuse_rows(draft, parent, records, [position for position, _ in reused])
@@ -101,39 +106,56 @@ def assemble(
     )
 
 
-def _hashes(snapshot: Snapshot, context: bytes) -> tuple[list[bytes], list[int]]:
-    """Every task's row hash and id, in snapshot order; a `lines` snapshot is hashed without parsing a task."""
-    hashes, ids = [], []
+def _hashes(snapshot: Snapshot, context: bytes) -> tuple[list[bytes], list[int], list[int]]:
+    """Every task's row hash, id and (`lines` layout) line offset, in snapshot order; a `lines` snapshot is hashed
+    without parsing a task, its sha256 checked in a thread meanwhile (hashlib lets go of the GIL)."""
+    hashes, ids, offsets = [], [], []
     if snapshot.layout == LINES:
-        for line in checked_lines(snapshot):  # its sha256 is checked on the way
-            hashes.append(row_hash(context, line))
-            ids.append(line_id(line))
+        with ThreadPoolExecutor(1, thread_name_prefix="snapshot-sha256") as worker:
+            whole = worker.submit(file_sha256, snapshot.path)
+            for offset, line in iter_placed_lines(snapshot.path):
+                hashes.append(row_hash(context, line))
+                ids.append(line_id(line))
+                offsets.append(offset)
+            try:
+                digest = whole.result()
+            except OSError:
+                digest = ""
+        check_digest(snapshot, digest)
     else:
         check_intact(snapshot)
         for task in iter_export(snapshot.path):
             hashes.append(row_hash(context, task_line(task)))
             ids.append(task["id"])
-    return hashes, ids
+    return hashes, ids, offsets
 
 
-def _tasks_at(snapshot: Snapshot, positions: set[int], progress: Progress | None) -> Iterator[dict[str, Any]]:
-    """The tasks at `positions` of the snapshot, parsed and checked, in order; every task read is reported."""
+def _tasks_at(
+    snapshot: Snapshot, positions: list[int], offsets: list[int], progress: Progress | None
+) -> Iterator[dict[str, Any]]:
+    """The tasks at `positions` (in order) of the snapshot, parsed and checked; every task is reported, the ones
+    not built at once."""
+    if progress:
+        progress(len(offsets or []) - len(positions) if offsets else 0)
     if snapshot.layout == LINES:
-        source: Iterator[Any] = iter_lines(snapshot.path)
-    else:
-        source = iter_export(snapshot.path)
-    for position, item in enumerate(source):
+        for position, line in zip(positions, lines_at(snapshot.path, (offsets[p] for p in positions)), strict=True):
+            if progress:
+                progress(1)
+            yield checked_task(json.loads(line), position, snapshot.path)
+        return
+    wanted = set(positions)
+    for position, task in enumerate(iter_export(snapshot.path)):
         if progress:
             progress(1)
-        if position in positions:
-            yield checked_task(json.loads(item), position, snapshot.path) if isinstance(item, bytes) else item
+        if position in wanted:
+            yield task
 
 
 def _usable(cache: RowCache, parent: ParentParts, found: list[int]) -> bool:
     """Every reused task's row is in the parent's files (a cache that says otherwise is not used)."""
     wanted = pc.take(cache.table.column("row_id"), pa.array([i for i in found if i >= 0], pa.int64()))
     wanted = pc.drop_null(wanted).to_pylist()
-    return all(row_id in parent.parts for row_id in wanted)
+    return all(row_id in parent.position for row_id in wanted)
 
 
 class _Ledger:
@@ -220,6 +242,6 @@ def _reuse_rows(draft: ReleaseDraft, parent: ParentParts, records: pa.Table, pos
     if where.null_count:
         raise Unusable("a reused row is not in the parent release")  # checked by `_usable` before any build
     rows_positions = pc.filter(pa.array(positions, pa.int64()), has_row).to_pylist()
-    draft.reuse(parent.rows.take(where), rows_positions)
-    parent.rows = parent.rows.slice(0, 0)  # handed over: the parent's whole table is not needed again
+    draft.reuse(parent.rows, rows_positions, where.to_numpy(zero_copy_only=False))
+    parent.rows = parent.rows.slice(0, 0)  # handed over: the draft holds the parent's table until it is placed
     return frozenset(row_ids.to_pylist())

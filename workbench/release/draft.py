@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from packaging.version import Version
 
 from workbench.errors import ReleaseError
@@ -57,18 +58,21 @@ class ReleaseDraft:
         self.parent_keys: RowKeys | None = None  # known beforehand when the parent's row cache is used
         self._positions: list[int] = []  # where each kept row's task is in the snapshot (with reused rows)
         self._reused: pa.Table | None = None
+        self._reused_rows: np.ndarray = np.zeros(0, dtype=np.int64)
         self._reused_positions: list[int] = []
 
     def add(self, row: Row, position: int | None = None) -> None:
         if self.packer.add(row) and position is not None:
             self._positions.append(position)
 
-    def reuse(self, rows: pa.Table, positions: list[int]) -> None:
+    def reuse(self, rows: pa.Table, positions: list[int], taken: np.ndarray | None = None) -> None:
         """Rows taken whole from the parent release (its Arrow columns, tags as the parent's ClassLabel ids), with
-        their tasks' places in the snapshot: `prepare` puts every row in snapshot order, as a full build has them."""
-        for row_id in rows.column("id").to_pylist():
+        their tasks' places in the snapshot: `prepare` puts every row in snapshot order, as a full build has them.
+        With `taken`, the rows are `rows.take(taken)`, copied once, in `prepare`."""
+        chosen = np.arange(rows.num_rows, dtype=np.int64) if taken is None else np.asarray(taken, dtype=np.int64)
+        for row_id in pc.take(rows.column("id"), pa.array(chosen)).to_pylist():
             self.packer.seen(row_id)
-        self._reused, self._reused_positions = rows, positions
+        self._reused, self._reused_rows, self._reused_positions = rows, chosen, positions
 
     def prepare(self, *, source: str = "The rows given", counted: str = "") -> Prepared:
         """Check the rows against the parent release and place them; ReleaseError, in this order, when there
@@ -89,11 +93,17 @@ class ReleaseDraft:
         names = class_label_names(ctx.labels, parent_names, ctx.label_mapping)
         table = self.packer.table(names)
         if self._reused is not None:
-            # the parent's tag ids mean the same in `names`: a parent's ClassLabel names never move
+            # the parent's tag ids mean the same in `names`: a parent's ClassLabel names never move. Built and reused
+            # rows are put in snapshot order by one take, the one copy of the parent's rows made.
             schema = table.schema
-            table = pa.concat_tables([table, self._reused.select(schema.names).cast(schema)])
+            built = table.num_rows
+            both = pa.concat_tables([table, self._reused.select(schema.names).cast(schema)])
             order = np.argsort(np.array(self._positions + self._reused_positions, dtype=np.int64), kind="stable")
-            table = table.take(pa.array(order))
+            rows = np.concatenate([np.arange(built, dtype=np.int64), built + self._reused_rows])[order]
+            self._reused = None
+            table = both.take(pa.array(rows))
+            del both
+            pa.default_memory_pool().release_unused()
         row_docs = dict(zip(table.column("id").to_pylist(), table.column("doc_id").to_pylist(), strict=True))
         _check_unique_places(table)
         renamed = _renames(row_docs, parent_keys.docs, parent_manifest)

@@ -12,11 +12,13 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -43,7 +45,8 @@ from workbench.release.layout import (
     parquet_path,
 )
 from workbench.release.manifest import Counts, ReleaseContext, RowKeys, build_manifest, diff_keys
-from workbench.release.rowcache import DocParts, ParentParts
+from workbench.release.pieces import PIECES, DocBinStream, PiecesWriter, entry, pieces_batch, values_of
+from workbench.release.rowcache import ParentParts
 from workbench.release.schema import release_features
 from workbench.report.figures import release_label_distribution
 from workbench.report.plots import draw
@@ -56,19 +59,25 @@ DOCBIN_ATTRS = ["ORTH", "ENT_IOB", "ENT_TYPE"]
 SHARD_ROWS = 5_000
 PARALLEL_MIN_ROWS = 4_000
 _SORT_KEYS = [("doc_id", "ascending"), ("paragraph", "ascending"), ("id", "ascending")]
+DOCSTART = "-DOCSTART- -X- -X- O\n\n"
 # The split tables while their spaCy and CoNLL files are made, and what is reused from the parent: forked workers
 # inherit them, nothing is pickled.
 _parts: dict[str, pa.Table] = {}
 _reuse: list[Reuse] = []
 
 
-def write(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, reuse: Reuse | None = None) -> Path:
+def write(
+    releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, reuse: Reuse | None = None,
+    finish: Callable[[ReleaseContext], ReleaseContext] | None = None, pieces: PiecesWriter | None = None,
+) -> Path:  # fmt: skip
     """Write `prepared` as release `ctx.version` into `releases_dir/<version>/`, update the changelog. The rows of
-    `reuse.ids` take their spaCy and CoNLL pieces from the parent release instead of being converted again."""
+    `reuse.ids` take their spaCy and CoNLL pieces from the parent release instead of being converted again.
+    `finish` completes the context once the data files are written, before the manifest (work done meanwhile
+    elsewhere); if it raises, nothing is left. Every row's pieces go into `pieces`, for the next release."""
     if prepared.version != ctx.version:
         raise ValueError(f"rows prepared for release {prepared.version} cannot be written as {ctx.version}")
     try:
-        _write_folder(releases_dir, prepared, ctx, reuse)
+        _write_folder(releases_dir, prepared, ctx, reuse, finish, pieces)
     except OSError as exc:
         raise ReleaseError(
             f"Release {ctx.version} could not be written into {releases_dir} ({exc.strerror or exc}"
@@ -95,7 +104,10 @@ class Reuse:
     keys: RowKeys  # the parent's diff keys: a reused row's key is its parent's
 
 
-def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, reuse: Reuse | None) -> None:
+def _write_folder(
+    releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, reuse: Reuse | None,
+    finish: Callable[[ReleaseContext], ReleaseContext] | None, pieces: PiecesWriter | None,
+) -> None:  # fmt: skip
     table, names = prepared.take_table(), prepared.names
     counts, new_keys, splits = Counts(ctx.labels), RowKeys(), {}
     with _staging_folder(releases_dir, ctx.version) as folder:
@@ -106,7 +118,11 @@ def _write_folder(releases_dir: Path, prepared: Prepared, ctx: ReleaseContext, r
             parts[split] = table.take(order.filter(pc.take(pc.is_in(table.column("doc_id"), value_set=members), order)))
             splits[split] = _write_parquet(folder, split, parts[split])
         del table, order
-        _write_spacy_and_conll(folder, parts, names, counts, new_keys, reuse)
+        strings = _write_spacy_and_conll(folder, parts, names, counts, new_keys, reuse, pieces)
+        if pieces is not None:
+            pieces.close(strings)
+        if finish is not None:
+            ctx = finish(ctx)
         prepared.written_keys = new_keys
         diff = diff_keys(prepared.parent_keys, new_keys) | {"renamed": prepared.renamed}
         manifest = build_manifest(
@@ -215,26 +231,30 @@ def _msgpack_plugins_looked_up_once() -> Iterator[None]:
 
 @dataclass
 class _Shard:
-    """One shard's DocBin and CoNLL text, and its rows counted for the manifest and the diff. The DocBin travels
-    from a worker as its plain lists and arrays (`_docbin_fields`): spaCy pickles a DocBin through `to_bytes`,
-    and compressing each shard only to parse it again in the parent cost a second of a 100k release."""
+    """One shard's pieces (each row's DocBin entry and CoNLL lines, `pieces.PIECES`), the strings its docs use, its
+    CoNLL text, and its rows counted for the manifest and the diff."""
 
-    docbin: tuple[Any, ...]
+    pieces: pa.RecordBatch
+    strings: list[str]
     conll: str
     counts: Counts
     keys: RowKeys
 
 
 def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
-    """Rows `start:stop` of a split (in `_parts`) as DocBin and CoNLL text."""
+    """Rows `start:stop` of a split (in `_parts`) as pieces and CoNLL text; a reused row's pieces are read from the
+    parent's pieces file, only the batches that hold them."""
     split, start, stop, names, labels = job
     table = _parts[split]
     previous_doc = table.column("doc_id")[start - 1].as_py() if start else None
     vocab = Vocab()
-    docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
-    counts, keys, conll = Counts(labels), RowKeys(), []
+    docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)  # the built rows' entries
+    counts, keys = Counts(labels), RowKeys()
     reuse = _reuse[0] if _reuse else None
-    reused: list[DocParts] = []
+    built: list[tuple[Any, ...]] = []
+    reused: list[int] = []  # the reused rows' places in the parent's pieces file
+    order: list[int] = []  # each row's place in reused + built
+    new_articles: list[bool] = []
     reused_labels: set[str] = set()
     with _msgpack_plugins_looked_up_once():
         for batch in table.slice(start, stop - start).to_batches(max_chunksize=BATCH_ROWS):
@@ -246,94 +266,101 @@ def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
                         batch.column("annotators").to_pylist(), strict=True)  # fmt: skip
             for i, (row_id, doc_id, annotators) in enumerate(light):
                 row_labels = span_labels[bounds[i] : bounds[i + 1]]
-                new_article = doc_id != previous_doc
+                new_articles.append(doc_id != previous_doc)
                 previous_doc = doc_id
                 counts.add(split, doc_id, annotators, row_labels)
                 if reuse is not None and row_id in reuse.ids:
-                    parts = reuse.parent.parts[row_id]
-                    _add_parts(docbin, parts)
-                    reused.append(parts)
+                    order.append(len(reused))
+                    reused.append(reuse.parent.position[row_id])
                     reused_labels.update(row_labels)
-                    conll.append(("-DOCSTART- -X- -X- O\n\n" if new_article else "") + parts.conll)
                     keys.add_known(row_id, doc_id, reuse.keys.keys[row_id], row_labels)
                     continue
                 record = whole[i] if whole is not None else batch.slice(i, 1).to_pylist()[0]
                 row = row_of(record, names)
                 docbin.add(row_to_doc(vocab, row))
-                conll.append(row_to_conll(row, new_article))
+                order.append(-1 - len(built))
+                built.append((row.id, row_to_conll(row, False)))
                 keys.add(row.id, row.doc_id, row.ner_tags, [(s.start, s.end, s.label, s.text) for s in row.spans])
-        if reuse is not None and reused:
-            docbin.strings.update(reuse.parent.strings_of(reused, reused_labels))
-    return _Shard(docbin=_docbin_fields(docbin), conll="".join(conll), counts=counts, keys=keys)
-
-
-_DOCBIN_FIELDS = ("tokens", "spaces", "strings", "cats", "span_groups", "flags", "user_data")
-
-
-def _docbin_fields(docbin: DocBin) -> tuple[Any, ...]:
-    return tuple(getattr(docbin, name) for name in _DOCBIN_FIELDS)
-
-
-def _docbin_of(fields: tuple[Any, ...]) -> DocBin:
-    docbin = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
-    for name, value in zip(_DOCBIN_FIELDS, fields, strict=True):
-        setattr(docbin, name, value)
-    return docbin
-
-
-def _add_parts(docbin: DocBin, parts: DocParts) -> None:
-    """Append a doc to `docbin` as `DocBin.add` would, from the pieces the parent's DocBin holds (its strings are
-    added for the shard at once)."""
-    docbin.tokens.append(parts.tokens)
-    docbin.spaces.append(parts.spaces)
-    docbin.flags.append(parts.flags)
-    docbin.cats.append(parts.cats)
-    docbin.user_data.append(parts.user_data)
-    docbin.span_groups.append(parts.span_groups)
+        fields = {name: getattr(docbin, name) for name in ("tokens", "spaces", "cats", "flags", "span_groups",
+                                                           "user_data")}  # fmt: skip
+        made = pieces_batch([entry(fields, n, row_id, conll) for n, (row_id, conll) in enumerate(built)])
+    strings = set(docbin.strings)
+    parts = pa.Table.from_batches([made], schema=PIECES)
+    if reused:
+        taken = reuse.parent.pieces.take(reused)  # type: ignore[union-attr]
+        strings |= reuse.parent.pieces.strings_of(  # type: ignore[union-attr]
+            (values_of(chunk) for chunk in taken.column("tokens").chunks), docbin.attrs, reused_labels)
+        parts = pa.concat_tables([taken, parts])
+    places = np.array([n if n >= 0 else len(reused) + (-1 - n) for n in order], dtype=np.int64)
+    rows = parts.take(pa.array(places)).combine_chunks().to_batches()
+    shard = rows[0] if rows else pieces_batch([])
+    bodies = shard.column("conll").to_pylist()
+    conll = "".join((DOCSTART if new else "") + body for new, body in zip(new_articles, bodies, strict=True))
+    return _Shard(pieces=shard, strings=sorted(strings), conll=conll, counts=counts, keys=keys)
 
 
 def _write_spacy_and_conll(
     folder: Path, parts: dict[str, pa.Table], names: Sequence[str], counts: Counts, keys: RowKeys,
-    reuse: Reuse | None = None,
-) -> None:
-    """Write every split's DocBin and CoNLL file, shard by shard, counting the rows into `counts` and `keys`.
+    reuse: Reuse | None = None, pieces: PiecesWriter | None = None,
+) -> set[str]:
+    """Write every split's DocBin and CoNLL file, shard by shard, counting the rows into `counts` and `keys`, and
+    every row's pieces into `pieces`; return the strings of the DocBins.
 
-    Takes the tables out of `parts` and lets them go before the DocBins are serialized, the peak of a release."""
+    Takes the tables out of `parts` and lets them go before the DocBins are written. A split's DocBin is
+    compressed in a thread (zlib lets go of the GIL) while the next split's shards are made."""
     jobs = [
         (split, start, min(start + SHARD_ROWS, table.num_rows), list(names), counts.labels)
         for split, table in parts.items()
         for start in range(0, table.num_rows, SHARD_ROWS)
     ]
     processes = choose_processes(sum(table.num_rows for table in parts.values()), PARALLEL_MIN_ROWS)
-    docbins = {split: DocBin(attrs=DOCBIN_ATTRS, store_user_data=True) for split in parts}
+    attrs = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
+    streams = {split: DocBinStream(attrs=list(attrs.attrs), version=str(attrs.version)) for split in parts}
+    last_job = {split: max((n for n, job in enumerate(jobs) if job[0] == split), default=-1) for split in parts}
     _parts.update(parts)
     parts.clear()
     if reuse is not None:
         _reuse.append(reuse)
-    try:
-        with contextlib.ExitStack() as stack:
-            if processes > 1:
-                pool = stack.enter_context(fork_pool(processes))
-                _parts.clear()  # the workers have their own (copy-on-write) view of the tables from here on
-                pa.default_memory_pool().release_unused()
-                shards: Iterator[_Shard] = ordered_map(pool, _make_shard, jobs, processes)
-            else:
-                shards = map(_make_shard, jobs)
-            conll = {split: stack.enter_context((folder / conll_path(split)).open("w", encoding="utf-8"))
-                     for split in docbins}  # fmt: skip
-            for (split, *_), shard in zip(jobs, shards, strict=True):
-                docbins[split].merge(_docbin_of(shard.docbin))
-                conll[split].write(shard.conll)
-                counts.merge(shard.counts)
-                keys.merge(shard.keys)
-            for handle in conll.values():
-                handle.flush()
-                os.fsync(handle.fileno())
-    finally:
-        _parts.clear()
-        _reuse.clear()
-    if reuse is not None:  # every shard has its pieces: let the parent's go before the DocBins are serialized
-        reuse.parent.parts.clear()
-    pa.default_memory_pool().release_unused()
-    for split in list(docbins):
-        _write_file(folder / docbin_path(split), docbins.pop(split).to_bytes())
+    strings: set[str] = set()
+    with ThreadPoolExecutor(len(streams) or 1, thread_name_prefix="docbin") as compressing:
+        written = [compressing.submit(_write_docbin, folder, split, streams.pop(split))
+                   for split in list(streams) if last_job[split] < 0]  # fmt: skip
+        try:
+            with contextlib.ExitStack() as stack:
+                if processes > 1:
+                    pool = stack.enter_context(fork_pool(processes))
+                    _parts.clear()  # the workers have their own (copy-on-write) view of the tables from here on
+                    pa.default_memory_pool().release_unused()
+                    shards: Iterator[_Shard] = ordered_map(pool, _make_shard, jobs, processes)
+                else:
+                    shards = map(_make_shard, jobs)
+                conll = {split: stack.enter_context((folder / conll_path(split)).open("w", encoding="utf-8"))
+                         for split in streams}  # fmt: skip
+                for number, ((split, *_), shard) in enumerate(zip(jobs, shards, strict=True)):
+                    streams[split].add(shard.pieces, shard.strings)
+                    strings.update(shard.strings)
+                    if pieces is not None:
+                        pieces.add(shard.pieces)
+                    conll[split].write(shard.conll)
+                    counts.merge(shard.counts)
+                    keys.merge(shard.keys)
+                    if number == last_job[split]:
+                        written.append(compressing.submit(_write_docbin, folder, split, streams.pop(split)))
+                for handle in conll.values():
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        finally:
+            _parts.clear()
+            _reuse.clear()
+        for done in written:
+            done.result()
+    return strings
+
+
+def _write_docbin(folder: Path, split: str, stream: DocBinStream) -> None:
+    path = folder / docbin_path(split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        stream.write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
