@@ -12,8 +12,11 @@ from typing import Any
 
 def stable_hash(*parts: Any, length: int = 16) -> str:
     """A hex digest of canonical JSON: the same input gives the same id in every run and on every machine."""
-    canonical = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(_canonical(parts).encode("utf-8")).hexdigest()[:length]
+
+
+# json.dumps(..., sort_keys=True, ensure_ascii=False, separators=(",", ":")), without making an encoder per call.
+_canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
 
 
 def stamp_time(stamp: Any) -> datetime:

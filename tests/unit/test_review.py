@@ -362,3 +362,27 @@ def test_a_flagged_task_submitted_again_leaves_the_review(tmp_path: Path, plante
     after = review(project)
     assert task_id not in set(after.items.task_id)
     assert after.reviewed == len(flagged) and len(after.items) == len(before.items) - len(flagged)
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts=st.lists(_TEXT, min_size=1, max_size=5), forms=st.lists(_TEXT, min_size=1, max_size=5),
+       edited=st.lists(st.tuples(st.integers(0, 4), _TEXT), max_size=3), more=st.lists(_TEXT, max_size=2))
+def test_occurrences_remembered_are_the_ones_found_again(texts: list[str], forms: list[str], edited: list,
+                                                         more: list[str]) -> None:
+    """A memo of an earlier search gives what a new search gives: for the same texts, for texts edited since, and
+    for other forms (then nothing is taken from it)."""
+    forms += [text[:3] for text in texts if text[:3].strip()]
+    memo = analysis.Memo()
+
+    def search(texts: list[str], forms: list[str], memo: analysis.Memo | None) -> list[tuple]:
+        paragraphs = pd.DataFrame({"row_id": [f"r{n}" for n in range(len(texts))], "text": texts})
+        found = analysis.occurrences(paragraphs, forms, memo)
+        return list(zip(found.row_id, found.start, found.end, found.text, strict=True))
+
+    assert search(texts, forms, memo) == search(texts, forms, None)
+    assert search(texts, forms, memo) == search(texts, forms, None)  # all from the memo
+    for at, text in edited:
+        if at < len(texts):
+            texts[at] = text
+    assert search(texts, forms, memo) == search(texts, forms, None)
+    assert search(texts, forms + more, memo) == search(texts, forms + more, None)

@@ -17,8 +17,10 @@ flagged item is known again in the next review.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
@@ -83,12 +85,12 @@ def label_items(spans: pd.DataFrame, *, min_mentions: int, min_share: float) -> 
 
 
 def missing_items(
-    paragraphs: pd.DataFrame, spans: pd.DataFrame, *, min_mentions: int, min_share: float
+    paragraphs: pd.DataFrame, spans: pd.DataFrame, *, min_mentions: int, min_share: float, memo: Memo | None = None
 ) -> pd.DataFrame:
     """Whole-token occurrences, inside no span, of a string that most of its mentions annotate."""
     forms = _forms(spans)
     forms = forms[forms.mentions >= min_mentions]
-    found = occurrences(paragraphs, forms.text)
+    found = occurrences(paragraphs, forms.text, memo)
     found = found[~overlaps_a_span(found, spans)]  # an occurrence inside or across a span is not left unannotated
     unmarked = found.groupby("text").size().rename("unmarked")
     forms = forms.join(unmarked, on="text").fillna({"unmarked": 0})
@@ -102,22 +104,41 @@ def missing_items(
                                detail=detail), keys=())  # fmt: skip
 
 
-def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str]) -> pd.DataFrame:
+@dataclass
+class Memo:
+    """Whole-token occurrences found before, text by text, and the forms searched for (their key): a text searched
+    for the same forms again has the same occurrences. `occurrences` reads it and leaves the new ones in it."""
+
+    forms: str = ""
+    table: pa.Table | None = None  # per text searched: text_hash (16 bytes), starts, ends, forms (lists)
+
+
+def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str], memo: Memo | None = None) -> pd.DataFrame:
     """Where each of `strings` stands as whole tokens in the paragraphs: row_id, start, end, text.
 
     One Aho-Corasick pass per paragraph finds every exact occurrence of every string (overlapping ones too); an
     occurrence is kept when it starts and ends on a token boundary. A string with space at either end is never
-    whole tokens, as no token begins or ends with space."""
+    whole tokens, as no token begins or ends with space. With a `memo`, a text it holds for the same strings is not
+    searched again (a release after a few annotations changed searches only their texts)."""
     columns = ["row_id", "start", "end", "text"]
     wanted = sorted({s for s in strings if TOKEN.search(s) and s == s.strip()})
     if not wanted or paragraphs.empty:
         return pd.DataFrame(columns=columns).astype({"start": "int64", "end": "int64"})
+    texts = paragraphs.text.tolist()
+    key = hashlib.blake2b("\0".join(wanted).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    digests = [hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest() for text in texts]
+    remembered = _remembered(memo, key, digests)
+    rows: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    forms: list[str] = []
+    todo = [number for number, done in enumerate(_known(memo, key, digests)) if not done]
     automaton = ahocorasick.Automaton()
     for form in wanted:  # a form that begins (ends) with a word character must not continue a word there
         automaton.add_word(form, (form, _WORD.match(form) is not None, _WORD.match(form, len(form) - 1) is not None))
     automaton.make_automaton()
-    rows, starts, ends, texts = [], [], [], []
-    for number, text in enumerate(paragraphs.text.tolist()):
+    for number in todo:
+        text = texts[number]
         for last, (form, word_start, word_end) in automaton.iter(text):
             end = last + 1
             start = end - len(form)
@@ -126,11 +147,51 @@ def occurrences(paragraphs: pd.DataFrame, strings: Iterable[str]) -> pd.DataFram
             rows.append(number)
             starts.append(start)
             ends.append(end)
-            texts.append(form)
-    found = pd.DataFrame({"row": rows, "start": starts, "end": ends, "text": texts}).astype(
-        {"row": "int64", "start": "int64", "end": "int64"}).sort_values(["row", "start", "text"], kind="stable")
+            forms.append(form)
+    found = pd.DataFrame({
+        "row": np.concatenate([remembered[0], np.array(rows, dtype=np.int64)]),
+        "start": np.concatenate([remembered[1], np.array(starts, dtype=np.int64)]),
+        "end": np.concatenate([remembered[2], np.array(ends, dtype=np.int64)]),
+        "text": np.concatenate([remembered[3], np.array(forms, dtype=object)]),
+    }).sort_values(["row", "start", "text"], kind="stable")  # fmt: skip
+    if memo is not None:
+        _remember(memo, key, digests, found)
     return pd.DataFrame({"row_id": paragraphs.row_id.to_numpy()[found.row.to_numpy()], "start": found.start.to_numpy(),
                          "end": found.end.to_numpy(), "text": found.text.to_numpy()}, columns=columns)  # fmt: skip
+
+
+def _known(memo: Memo | None, key: str, digests: list[bytes]) -> list[bool]:
+    """Whether the memo holds each text's occurrences of these forms."""
+    if memo is None or memo.table is None or memo.forms != key:
+        return [False] * len(digests)
+    held = pc.is_in(pa.array(digests, pa.binary(16)), value_set=memo.table["text_hash"])
+    return held.to_pylist()
+
+
+def _remembered(memo: Memo | None, key: str, digests: list[bytes]) -> tuple[np.ndarray, ...]:
+    """The occurrences the memo holds of these texts: (paragraph number, start, end, form) columns."""
+    if memo is None or memo.table is None or memo.forms != key:
+        return (np.zeros(0, dtype=np.int64),) * 3 + (np.zeros(0, dtype=object),)
+    where = pc.index_in(pa.array(digests, pa.binary(16)), value_set=memo.table["text_hash"])
+    numbers = np.flatnonzero(pc.is_valid(where).to_numpy(zero_copy_only=False))
+    taken = memo.table.take(pc.drop_null(where))
+    parents = pc.list_parent_indices(taken["starts"].combine_chunks()).to_numpy()
+    flat = [pc.list_flatten(taken[name]).to_numpy(zero_copy_only=False) for name in ("starts", "ends", "forms")]
+    return (numbers[parents].astype(np.int64), flat[0].astype(np.int64), flat[1].astype(np.int64),
+            flat[2].astype(object))  # fmt: skip
+
+
+def _remember(memo: Memo, key: str, digests: list[bytes], found: pd.DataFrame) -> None:
+    """Leave in the memo every text's occurrences (`found`, sorted by paragraph number) of the forms `key`."""
+    offsets = np.concatenate(([0], np.cumsum(np.bincount(found.row.to_numpy(), minlength=len(digests)))))
+    offsets = pa.array(offsets.astype(np.int32))
+    memo.forms = key
+    memo.table = pa.table({
+        "text_hash": pa.array(digests, pa.binary(16)),
+        "starts": pa.ListArray.from_arrays(offsets, pa.array(found.start.to_numpy(), pa.int32())),
+        "ends": pa.ListArray.from_arrays(offsets, pa.array(found.end.to_numpy(), pa.int32())),
+        "forms": pa.ListArray.from_arrays(offsets, pa.array(found.text.tolist(), pa.string())),
+    })  # fmt: skip
 
 
 def overlaps_a_span(places: pd.DataFrame, spans: pd.DataFrame) -> np.ndarray:
@@ -215,11 +276,12 @@ def model_items(paragraphs: pd.DataFrame, spans: pd.DataFrame, predictions: pd.D
 
 def review_items(paragraphs: pd.DataFrame, spans: pd.DataFrame, disputes: Sequence[Mapping[str, Any]], *,
                  min_mentions: int, min_share: float, predictions: pd.DataFrame | None = None,
-                 confidence: float = 0.8) -> pd.DataFrame:  # fmt: skip
-    """Every item of every reason that can be checked (`model` only with predictions), sorted."""
+                 confidence: float = 0.8, memo: Memo | None = None) -> pd.DataFrame:  # fmt: skip
+    """Every item of every reason that can be checked (`model` only with predictions), sorted; `memo` spares the
+    texts searched before (`occurrences`)."""
     parts = [
         label_items(spans, min_mentions=min_mentions, min_share=min_share),
-        missing_items(paragraphs, spans, min_mentions=min_mentions, min_share=min_share),
+        missing_items(paragraphs, spans, min_mentions=min_mentions, min_share=min_share, memo=memo),
         disagreement_items(paragraphs, disputes),
     ]
     if predictions is not None:

@@ -8,6 +8,7 @@ settings when there is one, and says whether it did (`model_checked`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,13 +17,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from workbench.project import Project, atomic_write_json
+from workbench.project import Project, atomic_write_bytes, atomic_write_json
 from workbench.records import stable_hash
 from workbench.review import analysis, flags
 from workbench.rows.builder import Build
 from workbench.sync.snapshots import Snapshot
 
 CHEAP_REASONS = ("label", "missing", "disagreement")
+MEMO_FORMAT = "workbench-occurrences/1"
 
 
 def reviewed_ids(build: Build) -> set[str]:
@@ -31,12 +33,43 @@ def reviewed_ids(build: Build) -> set[str]:
 
 
 def cheap_items(project: Project, table: pa.Table, build: Build) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The paragraphs, spans and items of the reasons that need no model, for the rows in `table`."""
+    """The paragraphs, spans and items of the reasons that need no model, for the rows in `table`; the texts
+    searched for whole-token occurrences are remembered for the next time (`occurrences_path`)."""
     settings = project.config.review
     paragraphs, spans = analysis.frames(table)
+    memo = _read_memo(occurrences_path(project))
     found = analysis.review_items(paragraphs, spans, build.disputes, min_mentions=settings.min_mentions,
-                                  min_share=settings.min_share)  # fmt: skip
+                                  min_share=settings.min_share, memo=memo)  # fmt: skip
+    _write_memo(occurrences_path(project), memo)
     return paragraphs, spans, found
+
+
+def occurrences_path(project: Project) -> Path:
+    """The whole-token occurrences the last review or release found, text by text (local state)."""
+    return project.state_dir / "review" / "occurrences.arrow"
+
+
+def _read_memo(path: Path) -> analysis.Memo:
+    try:
+        table = pa.ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+    except (OSError, pa.ArrowException):
+        return analysis.Memo()
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    if meta.get("format") != MEMO_FORMAT:
+        return analysis.Memo()
+    return analysis.Memo(forms=meta.get("forms", ""), table=table.replace_schema_metadata(None))
+
+
+def _write_memo(path: Path, memo: analysis.Memo) -> None:
+    """Keep the memo (a failure costs the next search time, nothing else)."""
+    if memo.table is None:
+        return
+    table = memo.table.replace_schema_metadata({"format": MEMO_FORMAT, "forms": memo.forms})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    with contextlib.suppress(OSError):
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def release_summary(project: Project, snapshot: Snapshot, table: pa.Table, build: Build) -> dict[str, Any]:
