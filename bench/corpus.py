@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,11 @@ def generate(seeds: Path, out: Path, paragraphs: int, *, seed: int = 13) -> int:
         words += sum(len(line.split()) for line in lines)
         copy += 1
     return words
+
+
+def swapped(text: str) -> Iterator[re.Match[str]]:
+    """Where the names and numbers the generator swaps stand in `text`."""
+    return _WORD.finditer(text)
 
 
 def _vary(lines: list[str], rng: random.Random, seen: set[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import resource
 import subprocess
 import threading
 import time
@@ -97,6 +98,26 @@ def isolated(prepare: Callable[..., Work], *args: Any) -> dict[str, Any]:
     """Run `prepare(*args)()` in a fresh interpreter and return its timing and peak memory."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_measure, prepare, args).result()
+
+
+def command(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
+    """A `workbench` command run as a user runs it, in a process of its own: its wall time (interpreter start and
+    imports included), its CPU time and its peak RSS (sampled every 50 ms), and the end of what it printed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with RssSampler(process.pid) as rss:
+        out, err = process.communicate(timeout=timeout)
+    seconds = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}): {err[-2000:]}")
+    return {
+        "seconds": seconds,
+        "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "peak_rss_mb": round(rss.peak / MB, 1),
+        "output": out.strip().splitlines()[-12:],
+    }
 
 
 def machine(server_version: str | None) -> dict[str, Any]:

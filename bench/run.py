@@ -10,7 +10,8 @@ paragraphs-<N>.json, to keep one result per size).
     BENCH_STAGES=incremental BENCH_PARAGRAPHS=100000 BENCH_REPEATS=1 .venv/bin/python -m bench.run
 
 runs only what a loop turn costs (the annotated import, then `pull_incremental` and `release_incremental`) and
-writes bench/results/paragraphs-<N>-incremental.json, leaving latest.json alone.
+writes bench/results/paragraphs-<N>-incremental.json, leaving latest.json alone; BENCH_STAGES=push runs only the
+push against the raw import (after an untimed pre-annotation) into paragraphs-<N>-push.json.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ CHANGED_FRACTION = 0.01
 def main() -> int:
     paragraphs = int(os.environ.get("BENCH_PARAGRAPHS", "10000"))
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
-    only_incremental = os.environ.get("BENCH_STAGES", "all") == "incremental"
+    only = os.environ.get("BENCH_STAGES", "all")
     for name in (server.ENV_URL, server.ENV_API_KEY):  # always our own server, whatever the shell says
         os.environ.pop(name, None)
     os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -64,7 +65,7 @@ def main() -> int:
         say(f"Label Studio {info.url} (pid {info.pid}) up in {info.seconds:.0f} s")
         try:
             with RssSampler(info.pid, interval=0.2) as server_rss:
-                run = run_incremental_only if only_incremental else run_stages
+                run = {"incremental": run_incremental_only, "push": run_push_only}.get(only, run_stages)
                 stages_ = run(root, project, paragraphs, repeats, server_rss)
             result = {
                 "paragraphs": paragraphs,
@@ -78,7 +79,7 @@ def main() -> int:
         finally:
             server.stop(project)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    paths = ([RESULTS.with_name(f"paragraphs-{paragraphs}-incremental.json")] if only_incremental
+    paths = ([RESULTS.with_name(f"paragraphs-{paragraphs}-{only}.json")] if only != "all"
              else [RESULTS, RESULTS.with_name(f"paragraphs-{paragraphs}.json")])  # the latest, and per size
     for path in paths:
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -151,6 +152,20 @@ def run_incremental_only(
     isolated(stages.workbench_preannotate, root)
     _, project_id, imported = annotated_copy(root)
     return run_incremental(root, project, project_id, repeats, imported)
+
+
+def run_push_only(
+    root: str, project: Project, paragraphs: int, repeats: int, server_rss: RssSampler
+) -> dict[str, dict[str, Any]]:
+    """Only the push against the raw import (the pool made first, untimed)."""
+    isolated(stages.workbench_preannotate, root)
+    server_rss.take_window()
+    return {"push": compare(
+        "push",
+        repeats,
+        lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
+        {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
+    ) | {"server_peak_rss_mb": server_rss.take_window()}}  # fmt: skip
 
 
 def annotated_copy(root: str) -> tuple[dict[str, Any], int, float]:

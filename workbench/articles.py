@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.errors import SeedError
 from workbench.records import Paragraph, stable_hash
@@ -217,7 +218,7 @@ def _first_undecodable_byte(path: Path, block: int = 1 << 16) -> tuple[int, int]
 
 # ---- the seed index: a large corpus known without reading it -------------------------------------------------
 
-INDEX_FORMAT = "workbench-seed-index/1"
+INDEX_FORMAT = "workbench-seed-index/2"
 _PARAGRAPHS = pa.schema([("doc_id", pa.string()), ("index", pa.int32()), ("key", pa.string()),
                          ("text_key", pa.string())])  # fmt: skip
 _FILES = pa.schema([("name", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("ctime_ns", pa.int64()),
@@ -245,6 +246,7 @@ class SeedIndex:
     duplicates: tuple[tuple[str, str], ...] = ()
     ignored: tuple[str, ...] = ()
     held: dict[str, Article] = field(default_factory=dict)  # articles already read
+    keys_distinct: bool | None = None  # no two paragraphs have the same key (None: not known)
 
     def __len__(self) -> int:
         return self.paragraphs.num_rows
@@ -269,11 +271,11 @@ class SeedIndex:
         `read_corpus` applies to every file read."""
         started = time.time_ns()
         files, ignored, stats = _listing(folder)
-        kept, known = _read_index(cache, folder) if cache else (None, {})
+        kept, known, known_distinct = _read_index(cache, folder) if cache else (None, {}, None)
         fresh: dict[str, list[Any]] = {name: [] for name in _PARAGRAPHS.names}
         base = kept.num_rows if kept is not None else 0
         ranges: list[tuple[int, int]] = []  # each file's rows in kept + fresh, in name order
-        records: list[dict[str, Any]] = []
+        records: list[tuple[Any, ...]] = []  # each file's (name, size, mtime_ns, ctime_ns, inode, sha256, paragraphs)
         changed = kept is None or len(known) != len(files)
         for name in files:
             stat = stats[name]
@@ -288,24 +290,23 @@ class SeedIndex:
             racy = max(stat.st_mtime_ns, stat.st_ctime_ns) > started - RACY_NS
             changed = changed or racy
             ranges.append((first, count))
-            records.append({"name": name, "size": -1 if racy else stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                            "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino, "sha256": sha,
-                            "paragraphs": count})  # fmt: skip
+            records.append((name, -1 if racy else stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, sha,
+                            count))  # fmt: skip
+        del stats, known
+        distinct = known_distinct
         if changed:  # every file's rows, in name order
             every = pa.concat_tables([t for t in (kept, pa.table(fresh, schema=_PARAGRAPHS)) if t is not None])
             every = every.take(pa.array(_rows(ranges), pa.int64()))
-            at = 0
-            for record in records:
-                record["first"], at = at, at + record["paragraphs"]
+            distinct = pc.count_distinct(every["key"]).as_py() == every.num_rows
             if cache:
-                _write_index(cache, folder, every, records)
+                _write_index(cache, folder, every, records, distinct)
         else:
             every = kept
         assert every is not None
         doc_ids, names, digests, duplicates, seen, kept_rows = [], {}, {}, [], {}, []
         at = 0
-        for name, record in zip(files, records, strict=True):
-            doc_id, sha, count = os.path.splitext(name)[0], record["sha256"], record["paragraphs"]
+        for name, *_, sha, count in records:
+            doc_id = os.path.splitext(name)[0]
             if sha in seen:
                 duplicates.append((doc_id, seen[sha]))
             else:
@@ -316,7 +317,7 @@ class SeedIndex:
             at += count
         paragraphs = every.take(pa.array(_rows(kept_rows), pa.int64())) if duplicates else every
         return cls(folder=folder, paragraphs=paragraphs, doc_ids=tuple(doc_ids), names=names, digests=digests,
-                   duplicates=tuple(duplicates), ignored=ignored)  # fmt: skip
+                   duplicates=tuple(duplicates), ignored=ignored, keys_distinct=distinct or None)  # fmt: skip
 
     def read_articles(self, doc_ids: Iterable[str] | None = None) -> Iterator[Article]:
         """The articles `doc_ids` (every one by default), read whole, in corpus order; a SeedError if a file is
@@ -331,6 +332,14 @@ class SeedIndex:
                     f"The seed file {self.folder / self.names[doc_id]} changed while the command ran. Run it again."
                 )
             yield article
+
+    def article_numbers(self) -> np.ndarray:
+        """Each paragraph's article, numbered in corpus order (the paragraphs of an article are together)."""
+        docs = self.paragraphs["doc_id"]
+        if len(docs) < 2:
+            return np.zeros(len(docs), dtype=np.int64)
+        changes = pc.not_equal(docs.slice(1), docs.slice(0, len(docs) - 1)).to_numpy(zero_copy_only=False)
+        return np.concatenate(([0], np.cumsum(changes))).astype(np.int64)
 
     def corpus(self) -> Corpus:
         """Every article, read whole (the memory of the whole corpus)."""
@@ -358,16 +367,16 @@ def _files_path(cache: Path) -> Path:
     return cache.with_name(cache.stem + ".files.arrow")
 
 
-def _read_index(cache: Path, folder: Path) -> tuple[pa.Table | None, dict[str, tuple[Any, ...]]]:
-    """The kept index of `folder` (every indexed file's rows, in name order) and each file's record by name, or
-    (None, {}) if there is none fit to use."""
+def _read_index(cache: Path, folder: Path) -> tuple[pa.Table | None, dict[str, tuple[Any, ...]], bool | None]:
+    """The kept index of `folder` (every indexed file's rows, in name order), each file's record by name, and
+    whether its keys are distinct; or (None, {}, None) if there is none fit to use."""
     try:
         tables = []
         for path in (cache, _files_path(cache)):
             with pa.memory_map(str(path)) as source:
                 tables.append(pa.ipc.open_file(source).read_all())
     except (OSError, pa.ArrowException):
-        return None, {}
+        return None, {}, None
     table, files = tables
     metas = [{k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items()} for t in tables]
     stamp = {"format": INDEX_FORMAT, "folder": str(folder.resolve())}
@@ -375,21 +384,25 @@ def _read_index(cache: Path, folder: Path) -> tuple[pa.Table | None, dict[str, t
         metas[0].get("stamp") != metas[1].get("stamp") or table.schema.remove_metadata() != _PARAGRAPHS
         or files.schema.remove_metadata() != _FILES
     ):
-        return None, {}
+        return None, {}, None
     columns = [files.column(name).to_pylist() for name in _FILES.names]
     known = {name: (size, mtime, ctime, inode, sha, first, count)
              for name, size, mtime, ctime, inode, sha, first, count in zip(*columns, strict=True)}  # fmt: skip
     if sum(record[6] for record in known.values()) != table.num_rows:
-        return None, {}
-    return table.replace_schema_metadata(None), known
+        return None, {}, None
+    return table.replace_schema_metadata(None), known, metas[0].get("distinct_keys") == "1"
 
 
-def _write_index(cache: Path, folder: Path, table: pa.Table, files: list[dict[str, Any]]) -> None:
+def _write_index(cache: Path, folder: Path, table: pa.Table, files: list[tuple[Any, ...]], distinct: bool) -> None:
     """Keep the index, its paragraphs and its files (stamped alike, so a pair half written is not used); a failure
     to write it costs the next command time, nothing else."""
-    meta = {"format": INDEX_FORMAT, "folder": str(folder.resolve()), "stamp": f"{time.time_ns()}-{os.getpid()}"}
-    parts = ((cache, table.replace_schema_metadata(meta)),
-             (_files_path(cache), pa.Table.from_pylist(files, schema=_FILES.with_metadata(meta))))  # fmt: skip
+    meta = {"format": INDEX_FORMAT, "folder": str(folder.resolve()), "stamp": f"{time.time_ns()}-{os.getpid()}",
+            "distinct_keys": "1" if distinct else "0"}
+    columns = [list(values) for values in zip(*files, strict=True)] if files else [[] for _ in range(7)]
+    counts = np.array(columns[6], dtype=np.int64)
+    firsts = np.concatenate(([0], np.cumsum(counts)[:-1])).tolist() if len(counts) else []
+    listed = pa.table([*columns[:6], firsts, columns[6]], schema=_FILES.with_metadata(meta))
+    parts = ((cache, table.replace_schema_metadata(meta)), (_files_path(cache), listed))
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         for path, part in parts:

@@ -9,25 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench import release, server
+from workbench import server
 from workbench.articles import SeedIndex
 from workbench.config import check_cluster_address
 from workbench.errors import ReleaseMismatchError, UsageError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
-from workbench.model import TrainResult, list_models, train
-from workbench.preannotation.annotate import PreannotationSummary, preannotate
 from workbench.project import Project, read_json
-from workbench.report.latest import Report, build_report
-from workbench.review import find, send
-from workbench.review.record import release_summary
-from workbench.rows.builder import Build
 from workbench.sync import status
 from workbench.sync.pull import PullResult, pull
 from workbench.sync.push import PushSummary, push
-from workbench.sync.snapshots import Snapshot
+
+# The stages that load spaCy, datasets, pandas or matplotlib are imported by the commands that use them: a push or a
+# pull starts in half the time and memory (1M-paragraph `push --next`, bench/README.md).
+if TYPE_CHECKING:
+    from workbench import release
+    from workbench.model import TrainResult
+    from workbench.preannotation.annotate import PreannotationSummary
+    from workbench.report.latest import Report
+    from workbench.review import find, send
+    from workbench.rows.builder import Build
+    from workbench.sync.snapshots import Snapshot
 
 Progress = Callable[[int], None]
 
@@ -78,6 +82,8 @@ def do_preannotate(
             check_cluster_address(cluster)
         except ValueError as exc:
             raise UsageError(f"--cluster {exc}.") from None
+    from workbench.preannotation.annotate import preannotate
+
     seeds = seed_index(project)
     if model:
         project = project.with_model(model)
@@ -148,6 +154,8 @@ def do_train(
     project: Project, version: str, *, force: bool = False, on_evaluation: Callable[[int, float], None] | None = None
 ) -> TrainResult:
     """Train a spaCy NER pipeline on release `version` into models/<dataset>/<version>/."""
+    from workbench.model import train
+
     with project.lock("workbench train"):
         return train(project, version, force=force, on_evaluation=on_evaluation)
 
@@ -155,6 +163,9 @@ def do_train(
 def do_report(project: Project, *, html: Path | None = None, progress: Progress | None = None) -> Report:
     """The latest snapshot's figures (nothing is written); with `html`, also the report page at that path (checked
     before the build, so a bad path is said at once)."""
+    from workbench import release
+    from workbench.report.latest import build_report
+
     return build_report(project, html=html, progress=progress,
                         manifests=lambda: release.readable_manifests(project.releases_dir))  # fmt: skip
 
@@ -169,6 +180,8 @@ def corpus_notes(corpus: SeedIndex) -> list[str]:
 
 
 def models(project: Project) -> list[dict[str, Any]]:
+    from workbench.model import list_models
+
     return list_models(project)
 
 
@@ -184,6 +197,8 @@ def do_review(
 ) -> tuple[find.ReviewResult, send.FlagSummary | None]:
     """The likely mistakes in the latest snapshot; with `push`, flagged in Label Studio for a second look."""
     with project.lock("workbench review"):
+        from workbench.review import find, send
+
         result = find.review(project, progress=progress, on_fold=on_fold)
         return result, send.push_flags(project, client_for(project), result) if push else None
 
@@ -197,6 +212,9 @@ def do_release(
     """Cut release `version` from the latest snapshot into exports/<dataset>/<version>/, with the open review items
     among its rows counted in the manifest (`reuse=False` builds every row again, for a check)."""
 
+    from workbench import release
+    from workbench.review.record import release_summary
+
     def review(snapshot: Snapshot, table: Any, build: Build) -> dict[str, Any]:
         return release_summary(project, snapshot, table, build)
 
@@ -205,16 +223,22 @@ def do_release(
 
 def verify(project: Project, version: str) -> None:
     """Recompute every checksum of a release; ReleaseMismatchError naming each file that differs."""
+    from workbench import release
+
     problems = release.verify_release(project.releases_dir, version)
     if problems:
         raise ReleaseMismatchError(version, problems)
 
 
 def diff(project: Project, a: str, b: str) -> dict[str, Any]:
+    from workbench import release
+
     return release.diff_releases(project.releases_dir, a, b)
 
 
 def releases(project: Project) -> list[dict[str, Any]]:
+    from workbench import release
+
     return release.list_releases(project.releases_dir)
 
 

@@ -105,35 +105,52 @@ def read_predictions(path: Path, keys: Iterable[str] | None = None) -> Iterator[
 
 
 class PoolIndex:
-    """The pool's keys, model versions and scores (not its spans) as columns, for a corpus's text keys: what a
-    push needs of every paragraph. The spans are read only for the texts a push sends (`rows_for`)."""
+    """The pool's scores and model versions (not its spans) as columns, and where each of a corpus's paragraphs
+    has its row: what a push needs of every paragraph. The spans are read only for the texts a push sends
+    (`rows_for`)."""
 
     def __init__(self, path: Path, keys: pa.Array | pa.ChunkedArray) -> None:
         self.path = path
-        table = _columns(path, ["key", "model_version", "score"])
-        self._keys = table["key"].combine_chunks()
-        self._scores = table["score"].combine_chunks()
-        wanted = self._wanted = pc.unique(keys)
-        self.wanted = len(wanted)
-        self.absent = pc.index_in(wanted, value_set=self._keys).null_count
-        held = pc.is_in(self._keys, value_set=wanted)
-        first = pc.index(held, True).as_py()  # the first pool row of a wanted text gives the model version
-        self.model_version: str | None = table["model_version"][first].as_py() if first >= 0 else None
+        pool_keys, self._scores, versions = _columns(path)
+        self.rows = _rows_of(keys, pool_keys)  # each paragraph's pool row (-1: the pool lacks its text)
+        del pool_keys
+        found = self.rows >= 0
+        self._in_corpus = np.zeros(len(self._scores), dtype=bool)
+        self._in_corpus[self.rows[found]] = True
+        self.absent = self.wanted = 0
+        if not found.all():
+            self.absent = pc.count_distinct(pc.filter(keys, pa.array(~found))).as_py()
+            self.wanted = pc.count_distinct(keys).as_py()
+        # the first pool row of a wanted text gives the model version
+        self.model_version: str | None = versions[int(self.rows[found].min())].as_py() if found.any() else None
+        pa.default_memory_pool().release_unused()
 
-    def scores(self, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """The score of each text key (infinity for a text without one: it goes last)."""
-        found = pc.take(self._scores, pc.index_in(keys, value_set=self._keys))
-        return pc.fill_null(found, math.inf).to_numpy(zero_copy_only=False).astype(np.float64)
+    def scores(self, paragraphs: np.ndarray) -> np.ndarray:
+        """The score of each of the corpus's paragraphs at `paragraphs` (infinity for one without: it goes last)."""
+        rows = self.rows[paragraphs]
+        if not len(self._scores):
+            return np.full(len(rows), math.inf)
+        found = self._scores[np.maximum(rows, 0)]
+        return np.where((rows >= 0) & ~np.isnan(found), found, math.inf)
 
-    def rows_for(self, keys: Iterable[str]) -> PoolRows:
-        """The pool's rows of the texts `keys` that the corpus holds, read batch by batch (memory per batch, then
-        per row kept)."""
-        wanted = pa.array(sorted(set(keys)), pa.string())
-        wanted = pc.filter(wanted, pc.is_in(wanted, value_set=self._wanted))
-        parts = []
-        if len(wanted) and self.path.exists():
+    def rows_for(self, paragraphs: np.ndarray, keys: Iterable[str] = ()) -> PoolRows:
+        """The pool's rows of the corpus's paragraphs at `paragraphs` and of the texts `keys` the corpus holds,
+        read batch by batch (memory per batch, then per row kept)."""
+        held = self.rows[paragraphs]
+        extra = pa.array(sorted(set(keys)), pa.string())
+        wanted = np.zeros(len(self._scores), dtype=bool)
+        wanted[held[held >= 0]] = True
+        in_corpus = self._in_corpus
+        parts, start = [], 0
+        if self.path.exists() and (len(held) or len(extra)):
             for batch in pq.ParquetFile(self.path).iter_batches(batch_size=WRITE_BATCH):
-                kept = batch.filter(pc.is_in(batch.column("key"), value_set=wanted))
+                mine = pa.array(wanted[start : start + batch.num_rows])
+                if len(extra):
+                    named = pc.and_(pc.is_in(batch.column("key"), value_set=extra),
+                                    pa.array(in_corpus[start : start + batch.num_rows]))  # fmt: skip
+                    mine = pc.or_(mine, named)
+                start += batch.num_rows
+                kept = batch.filter(mine)
                 if kept.num_rows:
                     parts.append(kept)
         return PoolRows(pa.Table.from_batches(parts, schema=SCHEMA) if parts else SCHEMA.empty_table())
@@ -158,11 +175,82 @@ class PoolRows:
         return found
 
 
-def _columns(path: Path, names: list[str]) -> pa.Table:
-    """Some columns of the pool (none if there is no pool)."""
+def _rows_of(keys: pa.Array | pa.ChunkedArray, pool_keys: np.ndarray | pa.Array) -> np.ndarray:
+    """Where each of `keys` is among the pool's keys (its first row; -1 if absent): as 64-bit numbers, sorted, when
+    the pool's keys are (`_columns`), a tenth of the memory of a hash table of the strings; else Arrow's hash join."""
+    mine = _hex64(keys) if isinstance(pool_keys, np.ndarray) else None
+    if mine is None:
+        theirs = pool_keys if not isinstance(pool_keys, np.ndarray) else pa.array([], pa.string())
+        found = pc.index_in(keys, value_set=theirs)
+        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(pool_keys, kind="stable")
+    ranked = pool_keys[order]
+    at = np.minimum(np.searchsorted(ranked, mine), max(len(ranked) - 1, 0))
+    hit = ranked[at] == mine if len(ranked) else np.zeros(len(mine), dtype=bool)
+    del ranked
+    return np.where(hit, order[at] if len(order) else 0, -1)
+
+
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10)
+_HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16)
+
+
+def _hex64(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Keys of 16 lowercase hex digits as 64-bit numbers, a chunk at a time (None if any key is not one)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    out = np.empty(len(column), dtype=np.uint64)
+    at = 0
+    for chunk in chunks:
+        for start in range(0, len(chunk), 1 << 16):
+            part = _hex64_part(chunk.slice(start, 1 << 16))
+            if part is None:
+                return None
+            out[at : at + len(part)] = part
+            at += len(part)
+    return out
+
+
+def _hex64_part(array: pa.Array) -> np.ndarray | None:
+    if array.null_count or not pa.types.is_string(array.type):
+        return None
+    if not len(array):
+        return np.zeros(0, dtype=np.uint64)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    if not (np.diff(offsets) == 16).all():
+        return None
+    digits = _HEX[np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 16)]
+    if (digits == 255).any():
+        return None
+    value = np.zeros(len(array), dtype=np.uint64)
+    for column_digits in digits.T:
+        value = (value << np.uint64(4)) | column_digits
+    return value
+
+
+def _columns(path: Path) -> tuple[np.ndarray | pa.Array, np.ndarray, pa.ChunkedArray]:
+    """The pool's keys (as 64-bit numbers when they are all text keys, else as strings), scores (NaN: none) and
+    model versions (dictionary-encoded), read a row group at a time (none if there is no pool)."""
+    versions_type = pa.dictionary(pa.int32(), pa.string())
     if not path.exists():
-        return SCHEMA.empty_table().select(names)
-    return pq.read_table(path, columns=names, schema=SCHEMA)
+        return np.zeros(0, dtype=np.uint64), np.zeros(0), pa.chunked_array([], versions_type)
+    pool = pq.ParquetFile(path)
+    numbers: np.ndarray | None = np.empty(pool.metadata.num_rows, dtype=np.uint64)
+    scores, versions, at = [], [], 0
+    for batch in pool.iter_batches(batch_size=1 << 16, columns=["key", "model_version", "score"]):
+        part = _hex64_part(batch.column("key")) if numbers is not None else None
+        if part is None:
+            numbers = None  # not every key is a text key: they are read again as strings
+        else:
+            numbers[at : at + len(part)] = part
+        at += batch.num_rows
+        scores.append(pc.fill_null(batch.column("score").cast(pa.float64()), math.nan).to_numpy(zero_copy_only=False))
+        versions.append(pc.dictionary_encode(batch.column("model_version")))
+    score = np.concatenate(scores) if scores else np.zeros(0)
+    found = pa.chunked_array(versions, versions_type)
+    if numbers is None:
+        return pq.read_table(path, columns=["key"]).column("key").combine_chunks(), score, found
+    return numbers, score, found
 
 
 def choose_next(
@@ -183,12 +271,13 @@ def choose_rows(scores: np.ndarray, docs: np.ndarray, n: int, article_share: flo
     order = np.lexsort((np.arange(len(scores)), scores))
     taken: list[int] = []
     per_article: Counter[int] = Counter()
-    for i in order.tolist():
+    for start in range(0, len(order), 4096):  # the lowest scores first, until `n` are taken
+        for i in order[start : start + 4096].tolist():
+            if len(taken) < n and per_article[docs[i]] < cap:
+                per_article[docs[i]] += 1
+                taken.append(i)
         if len(taken) == n:
             break
-        if per_article[docs[i]] < cap:
-            per_article[docs[i]] += 1
-            taken.append(i)
     if len(taken) < n:  # the pool allows no better spread
         chosen = set(taken)
         taken += [i for i in order.tolist() if i not in chosen][: n - len(taken)]

@@ -12,8 +12,9 @@ corpus, with the new paragraphs in corpus order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,11 +33,13 @@ READ_ROWS = 1000
 
 def pushed_tasks(client: LabelStudio, project_id: int) -> list[Pushed]:
     """The project's tasks that carry a workbench key, as the corpus sees them."""
-    return [
-        Pushed(task["id"], task["data"], task["submitted"], tuple(task["model_versions"]), task["skipped"])
-        for task in client.tasks_data(project_id)
-        if task["data"].get("key")
-    ]
+    return pushed_of(client.tasks_data(project_id))
+
+
+def pushed_of(tasks: Iterable[dict[str, Any]]) -> list[Pushed]:
+    """The tasks (as `LabelStudio.tasks_data` lists them) that carry a workbench key, as the corpus sees them."""
+    return [Pushed(task["id"], task["data"], task["submitted"], tuple(task["model_versions"]), task["skipped"])
+            for task in tasks if task["data"].get("key")]  # fmt: skip
 
 
 def plan_for(
@@ -101,9 +104,12 @@ class Fresh(Sequence[Paragraph]):
         """The keys of the articles not read are all distinct and none is among `given`: each keeps its own."""
         if self.far is None or not len(self.far):
             return True
-        keys = pc.take(self.seeds.paragraphs["key"], pa.array(self.far))
-        return pc.count_distinct(keys).as_py() == len(keys) and not pc.any(
-            pc.is_in(keys, value_set=pa.array(sorted(given), pa.string()))).as_py()  # fmt: skip
+        keys = self.seeds.paragraphs["key"]
+        taken = pc.is_in(keys, value_set=pa.array(sorted(given), pa.string())).to_numpy(zero_copy_only=False)
+        if taken[self.far].any():
+            return False
+        return bool(self.seeds.keys_distinct) or pc.count_distinct(pc.take(keys, pa.array(self.far))).as_py() == len(
+            self.far)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -117,14 +123,10 @@ class Fresh(Sequence[Paragraph]):
         for start in range(0, len(self.rows), READ_ROWS):
             yield from self._read(self.rows[start : start + READ_ROWS])
 
-    def text_keys(self) -> pa.Array:
-        return pc.take(self.seeds.paragraphs["text_key"], pa.array(self.rows)).combine_chunks()
-
     def choose(self, scores: np.ndarray, n: int, article_share: float) -> Fresh:
-        """The `n` the model is least sure of (`pool.choose_next`), given each one's score, in that order."""
-        docs = pc.dictionary_encode(pc.take(self.seeds.paragraphs["doc_id"], pa.array(self.rows)))
-        codes = docs.combine_chunks().indices.to_numpy(zero_copy_only=False)
-        picked = choose_rows(scores, codes, n, article_share)
+        """The `n` the model is least sure of (`pool.choose_next`), given each one's score (`rows` order), in the
+        order chosen."""
+        picked = choose_rows(scores, self.seeds.article_numbers()[self.rows], n, article_share)
         return Fresh(seeds=self.seeds, rows=self.rows[picked], made=self.made)
 
     def _read(self, rows: np.ndarray) -> list[Paragraph]:

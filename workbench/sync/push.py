@@ -102,7 +102,7 @@ def push(
     fresh: Fresh = plan.imports  # type: ignore[assignment]
     waiting = len(fresh)
     if next_n is not None:
-        fresh = fresh.choose(pool.scores(fresh.text_keys()), next_n, project.config.labelstudio.next_article_share)
+        fresh = fresh.choose(pool.scores(fresh.rows), next_n, project.config.labelstudio.next_article_share)
         plan.imports = fresh  # type: ignore[assignment]
     summary = PushSummary(
         project_id=project_id,
@@ -118,8 +118,7 @@ def push(
     # The pool's rows of every text this push sends, as columns; predictions are made batch by batch.
     edited = [update for update in plan.updates if update.edited]
     newer = _lacking_newer(pushed, plan, model_version)
-    rows = pool.rows_for([*fresh.text_keys().to_pylist(), *(text_key(u.data["text"]) for u in edited),
-                          *(text_key(text) for _, text in newer)])  # fmt: skip
+    rows = pool.rows_for(fresh.rows, [*(text_key(u.data["text"]) for u in edited), *(text_key(t) for _, t in newer)])
     # Retire first and import last: a push stopped half-way may leave paragraphs missing, never one twice.
     retire(client, plan.retirements)
     carried = to_recheck = 0

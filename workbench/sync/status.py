@@ -15,38 +15,35 @@ from workbench.labelstudio.binding import bound_project
 from workbench.preannotation.pool import pooled
 from workbench.project import Project
 from workbench.sync.carry import preview_edit
-from workbench.sync.plan import plan_for
+from workbench.sync.plan import plan_for, pushed_of
 from workbench.sync.snapshots import iter_tasks
 
 
 def task_status(project: Project, client: LabelStudio) -> dict[str, Any]:
     """Live progress of the labeling project: tasks total, annotated, skipped, and per annotator; and what
-    changed in the seeds since the last push (what the next push will do)."""
+    changed in the seeds since the last push (what the next push will do). The tasks are listed once (the plan and
+    the totals); only the tasks someone annotated or skipped are exported, for who did what."""
     project_id = bound_project(project, client)
     corpus = SeedIndex.open(project.seeds_dir, project.seed_index_file)
-    plan, pushed = plan_for(project, corpus, client, project_id)
+    tasks = client.tasks_data(project_id)
+    plan, pushed = plan_for(project, corpus, client, project_id, pushed_of(tasks))
     previews = [preview_edit(client, update) for update in plan.edited]
     live = [task for task in pushed if not task.retired]
-    totals: Counter[str] = Counter()
+    totals: Counter[str] = Counter(total=len(tasks))
+    for task in tasks:
+        kind = ("retired" if task["data"].get("retired") else "annotated" if task["submitted"]
+                else "skipped" if task["skipped"] else "remaining")  # fmt: skip
+        totals[kind] += 1
     per_annotator: dict[str, Counter[str]] = defaultdict(Counter)
-    emails = client.user_emails()
-    with client.export_stream(project_id) as (_, chunks):
-        for task in iter_tasks(chunks, f"of project {project_id}"):
-            totals["total"] += 1
-            annotations = task.get("annotations", [])
-            submitted = [a for a in annotations if not a.get("was_cancelled")]
-            if task["data"].get("retired"):
-                totals["retired"] += 1
-                continue
-            if submitted:
-                totals["annotated"] += 1
-            elif annotations:
-                totals["skipped"] += 1
-            else:
-                totals["remaining"] += 1
-            for annotation in annotations:
-                who = _who(annotation.get("completed_by"), emails)
-                per_annotator[who]["skipped" if annotation.get("was_cancelled") else "annotated"] += 1
+    if totals["annotated"] or totals["skipped"]:
+        emails = client.user_emails()
+        with client.annotated_tasks(project_id) as view, client.export_stream(project_id, view=view) as (_, chunks):
+            for task in iter_tasks(chunks, f"of project {project_id}"):
+                if task["data"].get("retired"):
+                    continue
+                for annotation in task.get("annotations", []):
+                    who = _who(annotation.get("completed_by"), emails)
+                    per_annotator[who]["skipped" if annotation.get("was_cancelled") else "annotated"] += 1
     return {
         "project_id": project_id,
         "url": f"{client.url}/projects/{project_id}/data",
