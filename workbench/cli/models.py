@@ -31,22 +31,32 @@ def train(
             last[0] = step
 
         result = guarded(lambda: workflow.do_train(project, version, force=force, on_evaluation=on_evaluation))
-    table = new_table("label", "base F1", "trained F1", "support", title=f"test split of release {version}")
-    for label, base in result.base_scores.per_label.items():
+    current = result.current_version
+    table = new_table("label", f"{current} F1", "trained F1", "support", title=f"test split of release {version}")
+    for label, now in result.current_scores.per_label.items():
         trained = result.trained.per_label[label]
-        table.add_row(label, score(base["f1"]), score(trained["f1"]), str(base["support"]))
-    table.add_row("all", score(result.base_scores.f1), score(result.trained.f1), "")
+        table.add_row(label, score(now["f1"]), score(trained["f1"]), str(now["support"]))
+    table.add_row("all", score(result.current_scores.f1), score(result.trained.f1), "")
     out.print(table)
     out.print(
         f"{result.model_version} ({result.base}) -> {result.path}; trained on {result.paragraphs['train']} "
-        f"paragraphs (dev {result.paragraphs['dev']}), scored on {result.paragraphs['test']} it never saw.\n"
-        f"Pre-annotate with it: workbench preannotate --model {result.path}, then workbench push."
+        f"paragraphs (dev {result.paragraphs['dev']}), scored on {result.paragraphs['test']} it never saw."
     )
+    if result.better:
+        out.print(f"As good as or better than {current}, which pre-annotates now ({result.current_scores.f1:.3f} -> "
+                  f"{result.trained.f1:.3f}). Pre-annotate with it: workbench preannotate --model {result.path}, "
+                  "then workbench push.")  # fmt: skip
+    else:
+        out.print(f"Worse than {current}, which pre-annotates now ({result.current_scores.f1:.3f} -> "
+                  f"{result.trained.f1:.3f}): `workbench preannotate --model` refuses it unless --force. "
+                  f"`workbench train-curve {version}` says whether more annotation would still help.")  # fmt: skip
 
 
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
-    """List the trained models: release, base, test F1, size, date. Example: workbench models"""
+    """List the trained models: release, base, test F1 against the pipeline each would replace, which is in use.
+
+    Example: workbench models"""
     project = current_project()
     found = guarded(lambda: workflow.models(project))
     if as_json:
@@ -55,17 +65,16 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if not found:
         out.print(f"no model yet in {project.models_dir} (train one with `workbench train VERSION`)")
         return
-    table = new_table("model version", "release", "base", "test F1", "base F1", "size", "trained")
+    table = new_table("model version", "release", "base", "test F1", "replaces", "its F1", "verdict", "in use",
+                      "size", "trained")  # fmt: skip
     for entry in found:
         if entry.get("problem"):
-            table.add_row(entry["path"], "unreadable", "-", "-", "-", "-", "-")
+            table.add_row(entry["path"], "unreadable", *["-"] * 8)
             continue
+        verdict = {True: "better", False: "worse"}.get(entry["better"], "-")
         table.add_row(
-            entry["model_version"], entry["release"], entry["base"], score(entry["f1"]), score(entry["base_f1"]),
+            entry["model_version"], entry["release"], entry["base"], score(entry["f1"]), entry["replaces"],
+            score(entry["replaces_f1"]), verdict, "yes" if entry["deployed"] else "",
             f"{entry['size_bytes'] / 2**20:.1f} MB", entry["trained_at"],
         )  # fmt: skip
     out.print(table)
-
-
-
-

@@ -3,12 +3,12 @@ checkpoint), the test split kept for scoring once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 
 from workbench.errors import TrainError
 from workbench.project import Project
@@ -26,12 +26,32 @@ def read_docs(path: Path, vocab: Any) -> list[Doc]:
                          f"`workbench release verify {path.parent.name}`.") from None  # fmt: skip
 
 
-def write_training_data(docs: Sequence[Doc], work: Path, dev_fraction: float, seed: int) -> tuple[list[Doc], list[Doc]]:
-    """The train split, with a dev share held out by article, as `work`/train.spacy and `work`/dev.spacy."""
+def write_training_data(
+    docs: Sequence[Doc], work: Path, dev_fraction: float, seed: int, relabel: Mapping[str, str] | None = None
+) -> tuple[list[Doc], list[Doc]]:
+    """The train split, with a dev share held out by article, as `work`/train.spacy and `work`/dev.spacy; with
+    `relabel`, entity labels renamed on the way (see `pipeline_labels`)."""
     fit, dev = _hold_out_dev(docs, dev_fraction, seed)
-    _save(work / "train.spacy", fit)
-    _save(work / "dev.spacy", dev)
+    _save(work / "train.spacy", [_relabelled(doc, relabel) for doc in fit] if relabel else fit)
+    _save(work / "dev.spacy", [_relabelled(doc, relabel) for doc in dev] if relabel else dev)
     return fit, dev
+
+
+def pipeline_labels(label_map: Mapping[str, str]) -> dict[str, str]:
+    """The dataset's labels back to the pipeline's, for fine-tuning a pipeline whose labels `[model] label_map`
+    renames: its `ner` then learns "company" as more of the ORG it knows (and labels it never had, like
+    "musicartist", as new ones), and pre-annotation renames its output as for the stock pipeline. Several pipeline
+    labels mapped to one dataset label (GPE and LOC to "geo-loc") learn as the first of them."""
+    back: dict[str, str] = {}
+    for source, target in label_map.items():
+        back.setdefault(target, source)
+    return back
+
+
+def _relabelled(doc: Doc, relabel: Mapping[str, str]) -> Doc:
+    copy = doc.copy()
+    copy.ents = [Span(copy, ent.start, ent.end, label=relabel.get(ent.label_, ent.label_)) for ent in doc.ents]
+    return copy
 
 
 def release_docs(project: Project, version: str, split: str) -> list[Doc]:

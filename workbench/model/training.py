@@ -35,9 +35,10 @@ from spacy.util import Config, fix_random_seed, load_config, load_config_from_st
 
 from workbench.errors import ModelError, TrainError
 from workbench.model.card import model_card
-from workbench.model.data import check_dev, read_docs, write_training_data
+from workbench.model.data import check_dev, pipeline_labels, read_docs, write_training_data
+from workbench.model.deployed import current_model
 from workbench.model.evaluation import Scores, evaluate, spacy_performance, unreachable_spans
-from workbench.pipeline import load_ner_pipeline, model_version, resolve
+from workbench.pipeline import load_ner_pipeline, model_version, pipeline_version, resolve
 from workbench.project import Project, file_sha256, remove_stale_temps, temp_path
 from workbench.release.inspect import verify_release
 from workbench.release.layout import MANIFEST, docbin_path
@@ -59,10 +60,17 @@ class TrainResult:
     path: Path
     model_version: str
     release: str
-    base: str
+    base: str  # what it was fine-tuned from ("blank": trained from scratch)
     trained: Scores
-    base_scores: Scores
+    current: str  # the pipeline pre-annotating now, which it would replace
+    current_version: str
+    current_scores: Scores
     paragraphs: dict[str, int]
+
+    @property
+    def better(self) -> bool:
+        """At least as good as the pipeline it would replace, overall, on the release's test split."""
+        return self.trained.f1 >= self.current_scores.f1
 
 
 def train(project: Project, version: str, *, force: bool = False, on_evaluation: OnEvaluation | None = None
@@ -83,8 +91,11 @@ def train(project: Project, version: str, *, force: bool = False, on_evaluation:
     work = temp_path(target)
     work.mkdir()
     try:
-        fit, dev = write_training_data(train_docs, work, settings.dev_fraction, settings.seed)
+        relabel = pipeline_labels(config.model.label_map) if settings.base == "pipeline" else None
+        fit, dev = write_training_data(train_docs, work, settings.dev_fraction, settings.seed, relabel)
         nlp = init_training_nlp(training_config(project, work), base_name)
+        if settings.base == "pipeline":  # the release's labels its ner never had are added, the others kept
+            _add_labels(nlp, {(relabel or {}).get(ent.label_, ent.label_) for doc in fit for ent in doc.ents})
         nlp.meta.update({
             "name": _slug(config.dataset),
             "version": version,
@@ -92,9 +103,10 @@ def train(project: Project, version: str, *, force: bool = False, on_evaluation:
             if settings.base == "pipeline" else f"NER trained from scratch on release {version} of {config.dataset}",
         })  # fmt: skip
         trained_nlp = run_training(nlp, work / "best", on_evaluation)
-        trained = evaluate(trained_nlp, test_docs, config.labels)
-        base_nlp, base_version = load_ner_pipeline(config.model.name, project.root)
-        base_scores = evaluate(base_nlp, test_docs, config.labels)
+        trained = evaluate(trained_nlp, test_docs, config.labels, config.model.label_map)
+        current = current_model(project)
+        current_nlp, current_version = load_ner_pipeline(current, project.root)
+        current_scores = evaluate(current_nlp, test_docs, config.labels, config.model.label_map)
         paragraphs = {"train": len(fit), "dev": len(dev), "test": len(test_docs)}
         trained_nlp.meta["performance"] = spacy_performance(trained)
         # the training files were temporary: the saved config names no local path (and the folder is the same
@@ -106,8 +118,13 @@ def train(project: Project, version: str, *, force: bool = False, on_evaluation:
             "dataset": config.dataset,
             "manifest_sha256": file_sha256(folder / MANIFEST),  # verified against the release's own checksum
             "base": config.model.name if settings.base == "pipeline" else "blank",
-            "base_version": base_version,
-            "base_scores": base_scores.as_dict(),
+            "base_version": pipeline_version(base_name) if settings.base == "pipeline" else "",
+            "test_scores": trained.as_dict(),
+            "replaces": current,
+            "replaces_version": current_version,
+            "replaces_scores": current_scores.as_dict(),
+            "better": trained.f1 >= current_scores.f1,
+            "label_map": dict(config.model.label_map),
             "settings": settings.model_dump(mode="json"),
             "paragraphs": paragraphs,
             "unreachable_test_spans": unreachable_spans(trained_nlp, test_docs),
@@ -121,7 +138,8 @@ def train(project: Project, version: str, *, force: bool = False, on_evaluation:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return TrainResult(path=target, model_version=model_version(trained_nlp.meta), release=version,
-                       base=trained_nlp.meta["workbench"]["base"], trained=trained, base_scores=base_scores,
+                       base=trained_nlp.meta["workbench"]["base"], trained=trained, current=current,
+                       current_version=current_version, current_scores=current_scores,
                        paragraphs=paragraphs)  # fmt: skip
 
 
@@ -155,6 +173,12 @@ def _checked_release(project: Project, version: str) -> tuple[Path, list[Doc], l
         )
     check_dev(version, train_docs)
     return folder, train_docs, test_docs
+
+
+def _add_labels(nlp: Language, labels: set[str]) -> None:
+    ner = nlp.get_pipe("ner")
+    for label in sorted(labels - set(ner.labels)):
+        ner.add_label(label)
 
 
 def run_training(nlp: Language, best: Path, on_evaluation: OnEvaluation | None = None) -> Language:
