@@ -138,7 +138,8 @@ def changed(loop: Loop) -> Loop:
     articles["alpha"] = [EDITED[1] if line == EDITED[0] else line for line in articles["alpha"]]
     articles["beta"].append(NEW_PARAGRAPH)
     _write_seeds(loop.root, articles)
-    loop.cli("run")  # pre-annotates the new texts, then pushes
+    loop.cli("preannotate")  # the new texts
+    loop.cli("push", "--retire-annotated")  # gamma's annotated paragraph leaves on purpose
     loop.outputs["pull"] = loop.cli("pull")
     return loop
 
