@@ -18,6 +18,7 @@ from workbench.errors import ReleaseMismatchError, UsageError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.model import TrainResult, list_models, train
+from workbench.model.curve import Curve, saved_curves, train_curve
 from workbench.model.deployed import chosen_model, record_deployed
 from workbench.model.guard import check_replacement
 from workbench.preannotation.annotate import PreannotationSummary, preannotate
@@ -163,7 +164,8 @@ def do_report(project: Project, *, html: Path | None = None, progress: Progress 
     """The latest snapshot's figures (nothing is written); with `html`, also the report page at that path (checked
     before the build, so a bad path is said at once)."""
     return build_report(project, html=html, progress=progress,
-                        manifests=lambda: release.readable_manifests(project.releases_dir))  # fmt: skip
+                        manifests=lambda: release.readable_manifests(project.releases_dir),
+                        curves=lambda: saved_curves(project))  # fmt: skip
 
 
 def task_status(project: Project) -> dict[str, Any]:
@@ -173,6 +175,13 @@ def task_status(project: Project) -> dict[str, Any]:
 
 def corpus_notes(corpus: Corpus) -> list[str]:
     return status.corpus_notes(corpus)
+
+
+def do_train_curve(project: Project, version: str, *, on_share: Callable[[float], None] | None = None) -> Curve:
+    """Models trained on 25/50/75/100% of release `version`'s train split, scored on its test split: whether
+    annotating more should still pay."""
+    with project.lock("workbench train-curve"):
+        return train_curve(project, version, on_share=on_share)
 
 
 def models(project: Project) -> list[dict[str, Any]]:

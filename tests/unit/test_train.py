@@ -190,3 +190,38 @@ def test_a_file_named_as_the_model_is_said_to_be_a_file(trained) -> None:
     assert "make setup" not in message
     code, message = _cli(project, "preannotate", "--model", "models/no-such/0.1.0")
     assert code == 4 and "There is no pipeline folder models/no-such/0.1.0" in message
+
+
+# ---- train-curve ---------------------------------------------------------------------------------------------
+
+
+def _doubled_snapshot() -> bytes:
+    """The golden export with every article there twice (copies under other names, ids and keys): enough articles
+    for a train split to be cut into four shares."""
+    tasks = json.loads((GOLDEN / "snapshot.json").read_bytes())
+    copies = [{**task, "id": task["id"] + 10_000,
+               "data": {**task["data"], "doc_id": task["data"]["doc_id"] + "-copy", "key": task["data"]["key"] + "c"}}
+              for task in tasks]  # fmt: skip
+    return json.dumps(tasks + copies).encode()
+
+
+def test_train_curve_trains_on_four_shares_and_says_whether_the_last_helped(tmp_path: Path) -> None:
+    project = released(tmp_path, snapshot=_doubled_snapshot())
+    result = CliRunner().invoke(app, ["-C", str(project.root), "train-curve", "0.1.0"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    saved = json.loads((project.state_dir / "train-curve" / "0.1.0.json").read_text(encoding="utf-8"))
+    points = saved["points"]
+    assert [p["share"] for p in points] == [0.25, 0.5, 0.75, 1.0]
+    articles = [p["articles"] for p in points]
+    assert articles == sorted(articles) and articles[0] >= 1 and len(set(articles)) == 4  # whole, growing shares
+    assert all(p["paragraphs"] > 0 for p in points) and saved["test_paragraphs"] > 0
+    gain = round(points[-1]["scores"]["f1"] - points[-2]["scores"]["f1"], 4)
+    assert saved["last_gain"] == gain and ("still helped" if gain > 0.005 else "did not help") in result.stdout
+    assert all(f"{share}%" in result.stdout for share in (25, 50, 75, 100))
+    assert not project.models_dir.exists() or not any(project.models_dir.iterdir())  # no model folder is written
+
+
+def test_train_curve_on_a_release_too_small_for_four_shares_says_how_many_articles_it_needs(tmp_path: Path) -> None:
+    project = released(tmp_path)
+    code, message = _cli(project, "train-curve", "0.1.0")
+    assert code == 12 and "needs at least 4" in message and "Annotate paragraphs of 1 more article(s)" in message

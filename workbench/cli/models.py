@@ -8,7 +8,7 @@ import typer
 
 from workbench import workflow
 from workbench.cli.apps import app
-from workbench.cli.output import current_project, guarded, new_table, out, print_json, progress_bar, score
+from workbench.cli.output import current_project, err, guarded, new_table, out, print_json, progress_bar, score, state
 
 
 @app.command()
@@ -50,6 +50,30 @@ def train(
         out.print(f"Worse than {current}, which pre-annotates now ({result.current_scores.f1:.3f} -> "
                   f"{result.trained.f1:.3f}): `workbench preannotate --model` refuses it unless --force. "
                   f"`workbench train-curve {version}` says whether more annotation would still help.")  # fmt: skip
+
+
+@app.command("train-curve")
+def train_curve(version: Annotated[str, typer.Argument(help="The release, e.g. 0.2.0.")]):
+    """Should we annotate more? Trains on 25/50/75/100% of a release's train split (by article) and prints the
+    test F1 of each, per label: if the last quarter still helped, more data should too.
+
+    Example: workbench train-curve 0.2.0
+    """
+    project = current_project()
+
+    def on_share(share: float) -> None:
+        if not state.quiet:
+            err.print(f"training on {share:.0%} of the train split")
+
+    curve = guarded(lambda: workflow.do_train_curve(project, version, on_share=on_share))
+    labels = list(curve.points[-1].scores.per_label)
+    table = new_table("share", "articles", "paragraphs", "F1", *labels, title=f"test split of release {version}")
+    for point in curve.points:
+        per_label = [score(point.scores.per_label[label]["f1"]) for label in labels]
+        table.add_row(f"{point.share:.0%}", str(point.articles), str(point.paragraphs), score(point.scores.f1),
+                      *per_label)  # fmt: skip
+    out.print(table)
+    out.print(curve.verdict())
 
 
 @app.command()

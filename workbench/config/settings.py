@@ -124,6 +124,10 @@ class TrainConfig(_Strict):
     seed: int = 0
     # The share of the train split's articles held out as dev (to choose the best checkpoint): never the test split.
     dev_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    # Rehearsal against forgetting, when fine-tuning: before each update, this many paragraphs nobody annotated (of
+    # articles outside the test split) are read by the pipeline as it was and as it is, and pulled back towards the
+    # former (spaCy's `nlp.rehearse`). 0 turns it off (and is not recorded).
+    rehearse: int = Field(default=0, ge=0, exclude_if=lambda value: value == 0)
 
 
 class ReviewConfig(_Strict):

@@ -31,10 +31,15 @@ def write_training_data(
 ) -> tuple[list[Doc], list[Doc]]:
     """The train split, with a dev share held out by article, as `work`/train.spacy and `work`/dev.spacy; with
     `relabel`, entity labels renamed on the way (see `pipeline_labels`)."""
-    fit, dev = _hold_out_dev(docs, dev_fraction, seed)
+    fit, dev = hold_out_dev(docs, dev_fraction, seed)
+    save_training_data(fit, dev, work, relabel)
+    return fit, dev
+
+
+def save_training_data(fit: Sequence[Doc], dev: Sequence[Doc], work: Path, relabel: Mapping[str, str] | None) -> None:
+    """`work`/train.spacy and `work`/dev.spacy, entity labels renamed by `relabel` on the way."""
     _save(work / "train.spacy", [_relabelled(doc, relabel) for doc in fit] if relabel else fit)
     _save(work / "dev.spacy", [_relabelled(doc, relabel) for doc in dev] if relabel else dev)
-    return fit, dev
 
 
 def pipeline_labels(label_map: Mapping[str, str]) -> dict[str, str]:
@@ -63,7 +68,7 @@ def _save(path: Path, docs: Sequence[Doc]) -> None:
     DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], docs=docs, store_user_data=True).to_disk(path)
 
 
-def _hold_out_dev(docs: Sequence[Doc], fraction: float, seed: int) -> tuple[list[Doc], list[Doc]]:
+def hold_out_dev(docs: Sequence[Doc], fraction: float, seed: int) -> tuple[list[Doc], list[Doc]]:
     """Split the train split's paragraphs by article: a dev share of articles, the rest to train on. With one
     article there is nothing to hold out: dev is the train data itself (only the review's fold models accept
     that; `train` refuses it, see `_check_dev`)."""

@@ -257,6 +257,29 @@ def learning_curve(quality: Mapping[str, Any], versions: Sequence[str], labels: 
     )
 
 
+def train_curve(curve: Mapping[str, Any], labels: Sequence[str]) -> Chart:
+    """Test F1 of models trained on 25/50/75/100% of a release's train split (`workbench train-curve`), per label
+    and overall: still rising at 100% means more annotation should pay."""
+    points = curve["points"]
+    series = [Series("all labels", tuple(p["scores"]["f1"] for p in points), colour="#222222", bold=True)]
+    found = {label for p in points for label in p["scores"].get("per_label", {})}
+    for label in ordered_labels(labels, found):
+        values = tuple((p["scores"].get("per_label", {}).get(label) or {}).get("f1") for p in points)
+        if any(value is not None for value in values):
+            series.append(Series(label, values, colour=label_colour(label, labels)))
+    return Chart(
+        key=f"train-curve-{curve['release']}",
+        title=f"Test F1 against the share of release {curve['release']}'s train split",
+        kind="lines",
+        categories=tuple(f"{round(p['share'] * 100)}% ({p['paragraphs']} ¶)" for p in points),
+        series=tuple(series),
+        x_label="share of the train split trained on (paragraphs)",
+        y_label="F1",
+        caption=str(curve.get("verdict") or ""),
+        unit_range=True,
+    )
+
+
 def agreement_by_label(agreement: Mapping[str, Any], labels: Sequence[str]) -> Chart | None:
     """F1 between annotators per label, over the tasks two or more annotators submitted; None without overlap."""
     per_label = agreement.get("per_label") or {}

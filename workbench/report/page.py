@@ -39,13 +39,14 @@ def plan(
     shapes: RowShapes,
     manifests: Sequence[Mapping[str, Any]],
     labels: Sequence[str],
+    curves: Sequence[Mapping[str, Any]] = (),
 ) -> list[Section]:
-    """The page's sections from a report (`workbench report --json`'s dict), the two tallies of its build, and the
-    readable release manifests (oldest first)."""
+    """The page's sections from a report (`workbench report --json`'s dict), the two tallies of its build, the
+    readable release manifests (oldest first) and the train curves kept (`workbench train-curve`)."""
     return [
         _dataset(report, shapes, manifests, labels),
         _annotators(report, activity, labels),
-        _model(report, activity, labels),
+        _model(report, activity, labels, curves),
         _releases(manifests, labels),
         Section("tables", "Every figure", "The tables `workbench report` prints, for the same snapshot.",
                 tables=tuple(report_tables(report))),  # fmt: skip
@@ -89,7 +90,8 @@ def _annotators(report: Mapping[str, Any], activity: Activity, labels: Sequence[
     return Section("annotators", "The annotators", intro, tuple(charts), tuple(notes))
 
 
-def _model(report: Mapping[str, Any], activity: Activity, labels: Sequence[str]) -> Section:
+def _model(report: Mapping[str, Any], activity: Activity, labels: Sequence[str],
+           curves: Sequence[Mapping[str, Any]] = ()) -> Section:  # fmt: skip
     quality = report.get("prediction_quality") or {}
     versions = activity.model_versions(quality)
     charts, notes = [], []
@@ -104,6 +106,8 @@ def _model(report: Mapping[str, Any], activity: Activity, labels: Sequence[str])
                      "curve appears once a second one has.")  # fmt: skip
     else:
         notes.append("No annotated paragraph carries a model's proposals, so there is nothing to score.")
+    if curves:  # the newest release's curve: should we annotate more?
+        charts.append(figures.train_curve(curves[-1], labels))
     intro = ("How well the model's proposals matched what the annotators submitted, per label: the better they are, "
              "the less there is to correct.")  # fmt: skip
     return Section("model", "The pre-annotation model", intro, tuple(charts), tuple(notes))
