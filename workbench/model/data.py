@@ -12,6 +12,7 @@ from spacy.tokens import Doc, DocBin, Span
 
 from workbench.errors import TrainError
 from workbench.project import Project
+from workbench.release.converters import msgpack_plugins_looked_up_once
 from workbench.release.layout import docbin_path
 from workbench.release.versions import release_folder
 from workbench.splits import TEST, assign_splits
@@ -20,7 +21,8 @@ from workbench.splits import TEST, assign_splits
 def read_docs(path: Path, vocab: Any) -> list[Doc]:
     """A DocBin file as Docs; TrainError naming the file if it cannot be read."""
     try:
-        return list(DocBin().from_disk(path).get_docs(vocab))
+        with msgpack_plugins_looked_up_once():  # each doc's user data is unpacked (its article, its row id)
+            return list(DocBin().from_disk(path).get_docs(vocab))
     except (OSError, ValueError) as exc:
         raise TrainError(f"The release file {path} cannot be read as a spaCy DocBin ({exc}). Run "
                          f"`workbench release verify {path.parent.name}`.") from None  # fmt: skip
@@ -65,7 +67,10 @@ def release_docs(project: Project, version: str, split: str) -> list[Doc]:
 
 
 def _save(path: Path, docs: Sequence[Doc]) -> None:
-    DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], docs=docs, store_user_data=True).to_disk(path)
+    """Training data as spaCy's corpus reader reads it: tokens and entities (no user data, which it never reads and
+    which costs a msgpack round trip per doc at every epoch and every evaluation)."""
+    with msgpack_plugins_looked_up_once():  # each doc's span groups are still packed
+        DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], docs=docs, store_user_data=False).to_disk(path)
 
 
 def hold_out_dev(docs: Sequence[Doc], fraction: float, seed: int) -> tuple[list[Doc], list[Doc]]:

@@ -13,6 +13,8 @@ from spacy.tokens import Doc
 from spacy.tokens import Span as SpacySpan
 from spacy.training import Example
 
+from workbench.parallel import choose_processes, fork_pool
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -61,6 +63,35 @@ def evaluate(
         f1=round(scores.get("ents_f") or 0.0, 4),
         per_label=per_label,
     )
+
+
+# Below this many gold docs, forking a scorer per pipeline costs more than it saves.
+PARALLEL_MIN_DOCS = 200
+# The pipelines, gold and label settings a forked scorer was started with (set once per worker by `_start`).
+_scoring: tuple[Sequence[Language], Sequence[Doc], Sequence[str], dict[str, str]] | None = None
+
+
+def evaluate_each(
+    nlps: Sequence[Language], gold: Sequence[Doc], labels: Sequence[str], label_map: Mapping[str, str] | None = None
+) -> list[Scores]:
+    """`evaluate` of several pipelines on the same gold, each in its own forked process when there are cores and
+    enough gold to pay for it (a trained model and the pipeline it would replace, scored side by side)."""
+    processes = min(len(nlps), choose_processes(len(gold), PARALLEL_MIN_DOCS))
+    if processes <= 1:
+        return [evaluate(nlp, gold, labels, label_map) for nlp in nlps]
+    with fork_pool(processes, _start, (list(nlps), list(gold), list(labels), dict(label_map or {}))) as pool:
+        return list(pool.map(_evaluate_one, range(len(nlps))))
+
+
+def _start(nlps: list[Language], gold: list[Doc], labels: list[str], label_map: dict[str, str]) -> None:
+    global _scoring
+    _scoring = (nlps, gold, labels, label_map)
+
+
+def _evaluate_one(index: int) -> Scores:
+    assert _scoring is not None
+    nlps, gold, labels, label_map = _scoring
+    return evaluate(nlps[index], gold, labels, label_map)
 
 
 @Language.factory("workbench_keep_labels", default_config={"labels": [], "label_map": {}})

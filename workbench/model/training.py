@@ -40,9 +40,10 @@ from workbench.errors import ModelError, SeedError, TrainError
 from workbench.model.card import model_card
 from workbench.model.data import check_dev, hold_out_dev, pipeline_labels, read_docs, save_training_data
 from workbench.model.deployed import current_model
-from workbench.model.evaluation import Scores, evaluate, spacy_performance, unreachable_spans
+from workbench.model.evaluation import Scores, evaluate_each, spacy_performance, unreachable_spans
 from workbench.pipeline import load_ner_pipeline, model_version, pipeline_version, resolve
 from workbench.project import Project, file_sha256, remove_stale_temps, temp_path
+from workbench.release.converters import msgpack_plugins_looked_up_once
 from workbench.release.inspect import verify_release
 from workbench.release.layout import MANIFEST, docbin_path
 from workbench.release.manifest import read_manifest
@@ -102,10 +103,10 @@ def train(project: Project, version: str, *, force: bool = False, on_evaluation:
             "description": f"NER fine-tuned on release {version} of {config.dataset}"
             if settings.base == "pipeline" else f"NER trained from scratch on release {version} of {config.dataset}",
         }, on_evaluation, rehearsal)  # fmt: skip
-        trained = evaluate(trained_nlp, test_docs, config.labels, config.model.label_map)
         current = current_model(project)
         current_nlp, current_version = load_ner_pipeline(current, project.root)
-        current_scores = evaluate(current_nlp, test_docs, config.labels, config.model.label_map)
+        trained, current_scores = evaluate_each([trained_nlp, current_nlp], test_docs, config.labels,
+                                                config.model.label_map)  # fmt: skip
         paragraphs = {"train": len(fit), "dev": len(dev), "test": len(test_docs)}
         trained_nlp.meta["performance"] = spacy_performance(trained)
         # the training files were temporary: the saved config names no local path (and the folder is the same
@@ -162,7 +163,8 @@ def fit_model(
         _add_labels(nlp, {(relabel or {}).get(ent.label_, ent.label_) for doc in fit for ent in doc.ents})
     nlp.meta.update(meta or {})
     rehearse = settings.rehearse if settings.base == "pipeline" else 0
-    return run_training(nlp, work / "best", on_evaluation, rehearsal, rehearse)
+    with msgpack_plugins_looked_up_once():  # spaCy's corpus reader unpacks every doc at every epoch and evaluation
+        return run_training(nlp, work / "best", on_evaluation, rehearsal, rehearse)
 
 
 def checked_release(project: Project, version: str) -> tuple[Path, list[Doc], list[Doc]]:
