@@ -10,6 +10,7 @@ import pytest
 import spacy
 
 from workbench.config import Config
+from workbench.release.card import _time
 from workbench.rows.builder import RowBuilder
 from workbench.rows.tasks import NO_MODEL, seen_version
 from workbench.rows.timing import annotation_time, release_time, spread
@@ -119,3 +120,11 @@ def test_the_time_survives_the_round_trip_as_a_number_or_not_at_all(lead_time: A
     assert (time["annotations"], time["untimed"]) == ((1, 0) if counted else (0, 1))
     assert time["seconds"] == (float(lead_time) if counted else 0.0)
 
+
+def test_the_card_says_the_hours_in_a_sentence() -> None:
+    entries = [["a", "m1", 1800.0, False], ["a", NO_MODEL, 1800.0, True]]
+    sentence = _time({"annotation_time": release_time(annotation_time(entries, untimed=1))})
+    assert sentence.startswith("Annotation time behind this release: **1.00 hours** (3,600 seconds)")
+    assert "over 2 annotations, 1 of them skips" in sentence and "1 annotation carried no time." in sentence
+    assert "`m1` 0.50 hours over 1 annotation" in sentence
+    assert _time({}) == "Label Studio recorded no annotation time for these tasks."
