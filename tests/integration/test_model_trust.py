@@ -155,8 +155,9 @@ def test_a_pipeline_with_other_labels_pre_annotates_through_the_label_map(
         encoding="utf-8",
     )
     env = {server.ENV_URL: ls_server.url, server.ENV_API_KEY: ls_server.connection.api_key}
-    said = run_cli(root, env, "run").stdout
+    said = run_cli(root, env, "preannotate").stdout
     assert "entities of labels outside the label set dropped:" in said and "DATE" in said
+    run_cli(root, env, "push")
     project_id = int(read_json(root / ".workbench" / "project.json")["project_id"])
     admin = Annotator.connect(ls_server.url, ls_server.connection.api_key)
     labels = {region["value"]["labels"][0]
