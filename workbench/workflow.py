@@ -18,6 +18,9 @@ from workbench.errors import ReleaseMismatchError, UsageError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.model import TrainResult, list_models, train
+from workbench.model.curve import Curve, saved_curves, train_curve
+from workbench.model.deployed import chosen_model, record_deployed
+from workbench.model.guard import check_replacement
 from workbench.preannotation.annotate import PreannotationSummary, preannotate
 from workbench.project import Project, read_json
 from workbench.report.latest import Report, build_report
@@ -68,20 +71,30 @@ def add_annotator(project: Project, email: str) -> tuple[AnnotatorLogin, str]:
 
 
 def do_preannotate(
-    project: Project, *, model: str | None = None, cluster: str | None = None, progress: Progress | None = None
+    project: Project,
+    *,
+    model: str | None = None,
+    force: bool = False,
+    cluster: str | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Corpus, PreannotationSummary]:
-    """Pre-annotate the seeds with the configured pipeline, or with `model` (a package or a pipeline folder, such
-    as a model `workbench train` wrote) for this run; here, or on the Dask cluster at `cluster` (else
-    `[model] cluster`, if set)."""
+    """Pre-annotate the seeds with `model` (a package or a pipeline folder, such as one `workbench train` wrote),
+    else with the pipeline in use (`model.deployed`); here, or on the Dask cluster at `cluster` (else
+    `[model] cluster`). A pipeline other than the one pre-annotating now must not score below it (`model.guard`;
+    ModelGuardError unless `force`); once it has run, it is the one pre-annotating."""
     if cluster:
         try:
             check_cluster_address(cluster)
         except ValueError as exc:
             raise UsageError(f"--cluster {exc}.") from None
     corpus = read_corpus(project.seeds_dir)
-    if model:
-        project = project.with_model(model)
-    return corpus, preannotate(project, list(corpus.paragraphs()), cluster=cluster, progress=progress)
+    candidate = model or chosen_model(project)
+    comparison, verdict = check_replacement(project, candidate, force=force)
+    summary = preannotate(project.with_model(candidate), list(corpus.paragraphs()), cluster=cluster, progress=progress)
+    summary.verdict = verdict
+    forced = force and comparison is not None and not comparison.better
+    record_deployed(project, candidate, summary.model_version, verdict, forced=forced)
+    return corpus, summary
 
 
 def do_push(
@@ -151,7 +164,8 @@ def do_report(project: Project, *, html: Path | None = None, progress: Progress 
     """The latest snapshot's figures (nothing is written); with `html`, also the report page at that path (checked
     before the build, so a bad path is said at once)."""
     return build_report(project, html=html, progress=progress,
-                        manifests=lambda: release.readable_manifests(project.releases_dir))  # fmt: skip
+                        manifests=lambda: release.readable_manifests(project.releases_dir),
+                        curves=lambda: saved_curves(project))  # fmt: skip
 
 
 def task_status(project: Project) -> dict[str, Any]:
@@ -161,6 +175,13 @@ def task_status(project: Project) -> dict[str, Any]:
 
 def corpus_notes(corpus: Corpus) -> list[str]:
     return status.corpus_notes(corpus)
+
+
+def do_train_curve(project: Project, version: str, *, on_share: Callable[[float], None] | None = None) -> Curve:
+    """Models trained on 25/50/75/100% of release `version`'s train split, scored on its test split: whether
+    annotating more should still pay."""
+    with project.lock("workbench train-curve"):
+        return train_curve(project, version, on_share=on_share)
 
 
 def models(project: Project) -> list[dict[str, Any]]:

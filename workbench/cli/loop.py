@@ -19,13 +19,17 @@ from workbench.wording import counted
 def preannotate(
     model: Annotated[
         str | None,
-        typer.Option(help="A pipeline to use instead of [model] name: a package or a folder (a trained model)."),
+        typer.Option(help="A pipeline to pre-annotate with from now on: a package or a folder (a trained model)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Use --model even if it scored below the pipeline pre-annotating now.")
+    ] = False,
     cluster: Annotated[
         str | None, typer.Option(help="A Dask scheduler to run on, e.g. tcp://10.0.0.5:8786 (default: [model] cluster)")
     ] = None,
 ):
-    """Pre-annotate the seed articles with the spaCy NER pipeline.
+    """Pre-annotate the seed articles with the spaCy NER pipeline in use (or --model, once it scores at least as
+    well as the one pre-annotating now on a release's test split).
 
     Examples: workbench preannotate | workbench preannotate --model models/news-ner/0.2.0 |
     workbench preannotate --cluster tcp://10.0.0.5:8786
@@ -33,7 +37,7 @@ def preannotate(
     project = current_project()
     with progress_bar("pre-annotating") as progress:
         corpus, summary = guarded(
-            lambda: workflow.do_preannotate(project, model=model, cluster=cluster, progress=progress)
+            lambda: workflow.do_preannotate(project, model=model, force=force, cluster=cluster, progress=progress)
         )
     report_corpus(corpus)
     where = f" on the Dask cluster at {summary.cluster} ({summary.processes} workers)" if summary.cluster else ""
@@ -42,6 +46,8 @@ def preannotate(
         f"{summary.reused} reused), {summary.entities} entities; entities of labels outside the label set dropped: "
         f"{counted(summary.dropped)}"
     )
+    if summary.verdict and model:
+        out.print(f"{summary.model_version} pre-annotates from now on: {summary.verdict}")
 
 
 @app.command()

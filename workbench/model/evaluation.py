@@ -4,13 +4,16 @@ outside the label set left out (as pre-annotation leaves them out)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.tokens import Span as SpacySpan
 from spacy.training import Example
+
+from workbench.parallel import choose_processes, fork_pool
 
 
 @dataclass(frozen=True)
@@ -25,12 +28,21 @@ class Scores:
     def as_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "per_label": self.per_label}
 
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> Scores:
+        """Scores as `as_dict` wrote them (a model's meta.json keeps them)."""
+        return cls(precision=float(record["precision"]), recall=float(record["recall"]), f1=float(record["f1"]),
+                   per_label=dict(record.get("per_label") or {}))  # fmt: skip
 
-def evaluate(nlp: Language, gold: Sequence[Doc], labels: Sequence[str]) -> Scores:
-    """spaCy's scorer on `gold` (each text tokenized by `nlp`, as at inference), entities outside `labels` left
-    out of the predictions (as pre-annotation leaves them out)."""
+
+def evaluate(
+    nlp: Language, gold: Sequence[Doc], labels: Sequence[str], label_map: Mapping[str, str] | None = None
+) -> Scores:
+    """spaCy's scorer on `gold` (each text tokenized by `nlp`, as at inference), the predictions kept as
+    pre-annotation keeps them: labels in `labels` as they are, the ones `label_map` names renamed, others left out."""
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
-    nlp.add_pipe("workbench_keep_labels", name="_keep_labels", last=True, config={"labels": list(labels)})
+    settings = {"labels": list(labels), "label_map": dict(label_map or {})}
+    nlp.add_pipe("workbench_keep_labels", name="_keep_labels", last=True, config=settings)
     try:
         scores = nlp.evaluate(examples)
     finally:
@@ -53,13 +65,48 @@ def evaluate(nlp: Language, gold: Sequence[Doc], labels: Sequence[str]) -> Score
     )
 
 
-@Language.factory("workbench_keep_labels", default_config={"labels": []})
-def _keep_labels(nlp: Language, name: str, labels: list[str]) -> Callable[[Doc], Doc]:
-    """A pipe that drops entities of labels outside the label set (what pre-annotation does with them)."""
+# Below this many gold docs, forking a scorer per pipeline costs more than it saves.
+PARALLEL_MIN_DOCS = 200
+# The pipelines, gold and label settings a forked scorer was started with (set once per worker by `_start`).
+_scoring: tuple[Sequence[Language], Sequence[Doc], Sequence[str], dict[str, str]] | None = None
+
+
+def evaluate_each(
+    nlps: Sequence[Language], gold: Sequence[Doc], labels: Sequence[str], label_map: Mapping[str, str] | None = None
+) -> list[Scores]:
+    """`evaluate` of several pipelines on the same gold, each in its own forked process when there are cores and
+    enough gold to pay for it (a trained model and the pipeline it would replace, scored side by side)."""
+    processes = min(len(nlps), choose_processes(len(gold), PARALLEL_MIN_DOCS))
+    if processes <= 1:
+        return [evaluate(nlp, gold, labels, label_map) for nlp in nlps]
+    with fork_pool(processes, _start, (list(nlps), list(gold), list(labels), dict(label_map or {}))) as pool:
+        return list(pool.map(_evaluate_one, range(len(nlps))))
+
+
+def _start(nlps: list[Language], gold: list[Doc], labels: list[str], label_map: dict[str, str]) -> None:
+    global _scoring
+    _scoring = (nlps, gold, labels, label_map)
+
+
+def _evaluate_one(index: int) -> Scores:
+    assert _scoring is not None
+    nlps, gold, labels, label_map = _scoring
+    return evaluate(nlps[index], gold, labels, label_map)
+
+
+@Language.factory("workbench_keep_labels", default_config={"labels": [], "label_map": {}})
+def _keep_labels(nlp: Language, name: str, labels: list[str], label_map: dict[str, str]) -> Callable[[Doc], Doc]:
+    """A pipe that keeps entities as pre-annotation does: labels of the set as they are, mapped ones renamed,
+    others dropped."""
     allowed = set(labels)
 
     def keep(doc: Doc) -> Doc:
-        doc.ents = [ent for ent in doc.ents if ent.label_ in allowed]
+        kept = []
+        for ent in doc.ents:
+            label = ent.label_ if ent.label_ in allowed else label_map.get(ent.label_)
+            if label is not None:
+                kept.append(ent if label == ent.label_ else SpacySpan(doc, ent.start, ent.end, label=label))
+        doc.ents = kept
         return doc
 
     return keep
