@@ -18,7 +18,7 @@ from typing import Any
 from workbench.errors import ModelGuardError
 from workbench.model.data import release_docs
 from workbench.model.deployed import current_model
-from workbench.model.evaluation import Scores, evaluate
+from workbench.model.evaluation import Scores, scores_on
 from workbench.pipeline import load_ner_pipeline, pipeline_version, resolve
 from workbench.project import Project
 from workbench.release.versions import existing_versions
@@ -77,12 +77,11 @@ def compare(project: Project, candidate: str, current: str | None = None) -> Com
 
 def score_both(project: Project, candidate: str, current: str, release: str) -> Comparison:
     """Both pipelines scored now on a release's test split, entities kept as pre-annotation keeps them."""
-    config = project.config
     gold = release_docs(project, release, "test")
     scored = {}
     for name in (candidate, current):
         nlp, version = load_ner_pipeline(name, project.root)
-        scored[name] = (version, evaluate(nlp, gold, config.labels, config.model.label_map))
+        scored[name] = (version, scores_on(project, release, name, nlp, gold))
     return Comparison(release=release, candidate=candidate, candidate_version=scored[candidate][0],
                       candidate_scores=scored[candidate][1], current=current, current_version=scored[current][0],
                       current_scores=scored[current][1], when="now")  # fmt: skip

@@ -40,7 +40,7 @@ from workbench.errors import ModelError, SeedError, TrainError
 from workbench.model.card import model_card
 from workbench.model.data import check_dev, hold_out_dev, pipeline_labels, read_docs, save_training_data
 from workbench.model.deployed import current_model
-from workbench.model.evaluation import Scores, evaluate_each, spacy_performance, unreachable_spans
+from workbench.model.evaluation import Scores, evaluate, scores_on, spacy_performance, unreachable_spans
 from workbench.pipeline import load_ner_pipeline, model_version, pipeline_version, resolve
 from workbench.project import Project, file_sha256, remove_stale_temps, temp_path
 from workbench.release.converters import msgpack_plugins_looked_up_once
@@ -105,8 +105,8 @@ def train(project: Project, version: str, *, force: bool = False, on_evaluation:
         }, on_evaluation, rehearsal)  # fmt: skip
         current = current_model(project)
         current_nlp, current_version = load_ner_pipeline(current, project.root)
-        trained, current_scores = evaluate_each([trained_nlp, current_nlp], test_docs, config.labels,
-                                                config.model.label_map)  # fmt: skip
+        trained = evaluate(trained_nlp, test_docs, config.labels, config.model.label_map)
+        current_scores = scores_on(project, version, current, current_nlp, test_docs)
         paragraphs = {"train": len(fit), "dev": len(dev), "test": len(test_docs)}
         trained_nlp.meta["performance"] = spacy_performance(trained)
         # the training files were temporary: the saved config names no local path (and the folder is the same
@@ -172,7 +172,7 @@ def checked_release(project: Project, version: str) -> tuple[Path, list[Doc], li
     and has enough to learn from and a dev share to hold out."""
     config = project.config
     folder = release_folder(project.releases_dir, version)
-    problems = verify_release(project.releases_dir, version)
+    problems = verify_release(project.releases_dir, version, recount=False)  # every checksum; rows not recounted
     if problems:
         raise TrainError(
             f"Release {version} does not match its manifest ({'; '.join(problems)}), so a model trained on it could "
