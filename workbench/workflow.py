@@ -265,8 +265,8 @@ def _training_stages(project: Project, job: backend_job.JobLog) -> tuple[str, di
 
 
 def _training_message(version: str, folder: str, trained: TrainResult | None, result: dict[str, Any]) -> str:
-    switched = (f"Deployed: the project shows {result['served']}, {result['predictions_added']} task(s) nobody "
-                "annotated got its predictions.")  # fmt: skip
+    switched = (f"Deployed: {result['served']} pre-annotates from now on, and the {result['predictions_added']} "
+                "task(s) nobody had annotated got its predictions.")  # fmt: skip
     if trained is None:
         said = (f"Nothing new to train on: the annotations have not changed since release {version}, and a model was "
                 f"trained on it already ({folder}).")  # fmt: skip
