@@ -10,7 +10,8 @@ from rich.text import Text
 
 from workbench import workflow
 from workbench.cli.apps import app
-from workbench.cli.output import current_project, err, guarded, new_table, note, out, print_json, progress_bar
+from workbench.cli.backend import report_backend
+from workbench.cli.output import current_project, err, guarded, new_table, note, out, print_json, progress_bar, state
 from workbench.wording import counted
 
 
@@ -79,6 +80,7 @@ def push(
     if summary.changes.get("predictions_added"):
         out.print(f"{summary.changes['predictions_added']} tasks nobody has annotated got the predictions of "
                   f"{summary.model_version} (their older predictions stay)")  # fmt: skip
+    report_backend(summary)
 
 
 @app.command()
@@ -98,10 +100,13 @@ def pull(
 
 @app.command()
 def run():
-    """Start the local server, pre-annotate, push, and say where to annotate. Example: workbench run"""
+    """Start the local server and the model backend, pre-annotate, push, and say where to annotate.
+
+    Example: workbench run
+    """
     project = current_project()
     with progress_bar("working") as progress:
-        result = guarded(lambda: workflow.do_run(project, progress=progress))
+        result = guarded(lambda: workflow.do_run(project, progress=progress, config=state.config))
     report_corpus(result.corpus)
     out.print(
         f"{result.preannotation.paragraphs} paragraphs from {len(result.corpus.articles)} articles, pre-annotated "
@@ -109,6 +114,7 @@ def run():
         f"{result.push.already_there} already there."
     )
     report_changes(result.push.changes, "pushed")
+    report_backend(result.push)
     out.print(Text.assemble(("\nAnnotate at ", "bold"), result.url))
     if result.username:
         # A password goes to a person at a terminal, never into a pipe, a CI log or a file.

@@ -1,7 +1,7 @@
 """Processes and ports on this machine: launching a detached server, stopping it as a group, finding free ports.
 
-Used for the servers the workbench runs itself (Label Studio today). Nothing here knows what the process is;
-callers decide which pid is theirs to adopt or stop.
+Used for the servers the workbench runs itself (Label Studio, and the model backend). Nothing here knows what the
+process is; callers decide which pid is theirs to adopt or stop.
 """
 
 from __future__ import annotations
@@ -69,6 +69,16 @@ def alive(pid: int) -> bool:
         return False
     reap(pid)
     return False
+
+
+def exit_code(pid: int) -> int | None:
+    """The exit code of a process this interpreter launched, once it has ended (it is reaped then); None while it
+    runs, or for a process launched elsewhere."""
+    process = _LAUNCHED.get(pid)
+    code = process.poll() if process is not None else None
+    if code is not None:
+        reap(pid)
+    return code
 
 
 def reap(pid: int) -> None:
