@@ -23,7 +23,7 @@ from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
 from workbench.model import TrainResult, list_models, train
 from workbench.model.curve import Curve, saved_curves, train_curve
-from workbench.model.deployed import chosen_model, record_deployed
+from workbench.model.deployed import chosen_model, current_model, deployed, record_deployed
 from workbench.model.guard import check_replacement
 from workbench.preannotation.annotate import PreannotationSummary, preannotate
 from workbench.project import Project, read_json
@@ -113,7 +113,8 @@ def do_preannotate(
     summary = preannotate(project.with_model(candidate), list(corpus.paragraphs()), cluster=cluster, progress=progress)
     summary.verdict = verdict
     forced = force and comparison is not None and not comparison.better
-    record_deployed(project, candidate, summary.model_version, verdict, forced=forced)
+    if comparison is not None or current_model(project) != candidate or deployed(project) is None:
+        record_deployed(project, candidate, summary.model_version, verdict, forced=forced)  # kept: why it came in
     return corpus, summary
 
 

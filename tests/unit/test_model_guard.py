@@ -157,3 +157,12 @@ def test_a_label_map_that_cannot_work_is_one_clear_error(tmp_path: Path, descrip
         workflow.open_project(tmp_path)
     result = CliRunner().invoke(app, ["-C", str(tmp_path), "preannotate"])
     assert result.exit_code == 2 and "[model -> label_map]" in result.stderr or said in result.stderr, description
+
+
+def test_pre_annotating_again_with_the_model_in_use_keeps_why_it_came_in(guarded) -> None:
+    project, result = guarded
+    assert _cli(project, "preannotate", "--model", str(result.path), "--force").exit_code == 0
+    before = deployed(project)
+    assert _cli(project, "preannotate").exit_code == 0  # the same pipeline, chosen again
+    assert deployed(project) == before and before is not None and before.forced
+    assert _cli(project, "preannotate", "--model", STOCK).exit_code == 0  # leave the project as the module found it
