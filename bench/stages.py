@@ -202,7 +202,7 @@ def workbench_train(root: str) -> Work:
 
     def work() -> tuple[int, dict[str, Any]]:
         result = do_train(project, "1.0.0", force=True)
-        return TRAIN_STEPS, {"f1": result.trained.f1, "base_f1": result.base_scores.f1, **result.paragraphs}
+        return TRAIN_STEPS, {"f1": result.trained.f1, "base_f1": result.current_scores.f1, **result.paragraphs}
 
     return work
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.services import DaskCluster, PostgresCluster, postgres_bindir
 from tests.support import LabelStudioServer, make_project
-from workbench import server
+from workbench import server, workflow
 from workbench.config.database import ENV_DATABASE
 from workbench.project import Project
 
@@ -67,7 +67,7 @@ def ls_project_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cal
 
     yield factory
     for project in made:
-        server.stop(project)
+        workflow.server_stop(project)  # and the model backend, which `run` starts with a local server
 
 
 @pytest.fixture(scope="session")

@@ -161,3 +161,15 @@ class ClusterError(WorkbenchError):
     """The Dask cluster cannot be reached, has no worker, or its workers cannot run the pipeline."""
 
     exit_code = 14
+
+
+class ModelGuardError(WorkbenchError):
+    """A model scored below the pipeline it would replace, on the same test split: not deployed unless forced."""
+
+    exit_code = 16
+
+
+class BackendError(WorkbenchError):
+    """The model backend cannot be started, reached or connected to Label Studio, or refused a request."""
+
+    exit_code = 17

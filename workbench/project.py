@@ -26,6 +26,11 @@ from filelock import FileLock, Timeout
 from workbench.config import DEFAULT_CONFIG, Config, load_config
 from workbench.errors import BusyError, OutputPathError
 
+# One lock object per lock file in this process: FileLock counts nested acquisitions by the same thread, so a job
+# that holds the project lock for several stages (the model backend's training job) runs each stage's own
+# `lock(...)` without waiting on itself; another thread or process still waits or is refused.
+_LOCKS: dict[Path, FileLock] = {}
+
 
 @dataclass(frozen=True)
 class Project:
@@ -103,13 +108,14 @@ class Project:
 
     @contextlib.contextmanager
     def lock(self, what: str, timeout: float = 0) -> Iterator[None]:
-        """Hold the project lock so two commands never write the same state at once."""
+        """Hold the project lock so two commands never write the same state at once (held again by the same
+        thread, as the training job's stages do, it is held once)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         path = self.state_dir / "workbench.lock"
         holder = path.with_name("workbench.lock.holder")  # not the lock file: acquiring may truncate that
-        lock = FileLock(path, timeout=timeout)
+        lock = _LOCKS.setdefault(path, FileLock(path))
         try:
-            lock.acquire()
+            lock.acquire(timeout=timeout)
         except Timeout:
             try:
                 other = f" (`{holder.read_text(encoding='utf-8').strip()}`)"
@@ -121,8 +127,9 @@ class Project:
                 "ends, even if it is killed)."
             ) from None
         try:
-            with contextlib.suppress(OSError):
-                holder.write_text(f"{what}, pid {os.getpid()}", encoding="utf-8")
+            if lock.lock_counter == 1:  # a nested acquisition leaves the outer holder's name
+                with contextlib.suppress(OSError):
+                    holder.write_text(f"{what}, pid {os.getpid()}", encoding="utf-8")
             yield
         finally:
             lock.release()

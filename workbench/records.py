@@ -116,6 +116,8 @@ class Annotation:
     cancelled: bool = False
     ground_truth: bool = False
     updated_at: str = ""
+    created_at: str = ""  # when it was first submitted (or skipped): which model's proposals the annotator saw
+    lead_time: float | None = None  # seconds in Label Studio's editor, as it recorded them; None when it did not
 
 
 def _column(type_: str, doc: str) -> Any:

@@ -27,7 +27,8 @@ TITLE = "Report page test project"
 SECOND = "report.page.second@example.org"
 TRAINED = "news-ner-trained-0.1"
 FIGURES = {"label-distribution", "span-lengths", "entities-per-paragraph", "annotator-progress", "agreement",
-           "preannotation-quality", "learning-curve", "release-rows", "release-labels"}  # fmt: skip
+           "preannotation-quality", "learning-curve", "release-rows", "release-labels", "annotation-time-annotators",
+           "annotation-time-models"}  # fmt: skip
 
 
 def _proposed(task: dict[str, Any]) -> list[dict[str, Any]]:

@@ -57,12 +57,15 @@ class Annotator:
             found[(record["data"]["doc_id"], int(record["data"]["paragraph"]))] = record
         return found
 
-    def submit(self, task: dict[str, Any], result: list[dict[str, Any]]) -> int:
-        annotation = self.client.annotations.create(id=task["id"], result=result, lead_time=12.5)
+    def submit(self, task: dict[str, Any], result: list[dict[str, Any]], *, lead_time: float | None = 12.5) -> int:
+        """Submit `result`, with the seconds the editor would record (None: as a client that sends none)."""
+        timed = {} if lead_time is None else {"lead_time": lead_time}
+        annotation = self.client.annotations.create(id=task["id"], result=result, **timed)
         return int(annotation.id)
 
-    def skip(self, task: dict[str, Any]) -> int:
-        annotation = self.client.annotations.create(id=task["id"], result=[], was_cancelled=True)
+    def skip(self, task: dict[str, Any], *, lead_time: float | None = None) -> int:
+        timed = {} if lead_time is None else {"lead_time": lead_time}
+        annotation = self.client.annotations.create(id=task["id"], result=[], was_cancelled=True, **timed)
         return int(annotation.id)
 
 

@@ -46,7 +46,7 @@ from tests.support import (
     SERVER_ENV_FOR_POSTGRES,
     make_project,
 )
-from workbench import server
+from workbench import server, workflow
 from workbench.cli import app
 from workbench.config.database import ENV_DATABASE
 from workbench.errors import AuthError
@@ -144,7 +144,7 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         assert result.exit_code == 8
         yield loop
     finally:
-        server.stop(project)
+        workflow.server_stop(project)  # `run` started the model backend too
 
 
 def _annotate_one_paragraph_per_article(loop: Loop) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from workbench.records import Row, Span
-from workbench.report import figures
+from workbench.report import figures, page
 from workbench.report.figures import Activity, RowShapes
 from workbench.sync.interface import PALETTE
 
@@ -145,6 +145,26 @@ def test_annotator_progress_counts_up_per_annotator_in_time_order() -> None:
     assert series.name == "annotator 1" and series.values == (1.0, 2.0)
     assert series.x == (datetime(2026, 11, 30, 10, 0, tzinfo=UTC), datetime(2026, 11, 30, 10, 5, tzinfo=UTC))
     assert figures.annotator_progress(Activity()) is None
+
+
+def test_time_per_model_version_puts_no_proposal_first_then_the_versions_as_they_came() -> None:
+    def spread(n: int, median: float, p90: float) -> dict[str, Any]:
+        return {"annotations": n, "median_seconds": median, "p90_seconds": p90}
+
+    time = {"per_annotator": {"annotator 1": spread(3, 20.0, 40.0)},
+            "per_model_version": {"a-new": spread(1, 10.0, 10.0), "none": spread(1, 50.0, 50.0),
+                                  "z-old": spread(2, 30.0, 45.0), "never": spread(0, 0.0, 0.0)}}  # fmt: skip
+    activity = Activity()
+    activity.add({"predictions": [{"model_version": "z-old", "created_at": "2026-11-01T00:00:00Z"},
+                                  {"model_version": "a-new", "created_at": "2026-12-01T00:00:00Z"}]})  # fmt: skip
+    sections = {s.key: s for s in page.plan({"annotation_time": time}, activity, RowShapes(), [], LABELS)}
+    (chart,) = [c for c in sections["model"].charts if c.key == "annotation-time-models"]
+    assert chart.categories == ("none", "z-old", "a-new")  # a version with no timed annotation is left out
+    assert [(s.name, s.values) for s in chart.series] == [("median", (50.0, 30.0, 10.0)),
+                                                          ("90th percentile", (50.0, 45.0, 10.0))]
+    (chart,) = [c for c in sections["annotators"].charts if c.key == "annotation-time-annotators"]
+    assert chart.categories == ("annotator 1",) and chart.y_label == "seconds per task"
+    assert figures.time_per_task({}, [], key="k", title="t", x_label="x", caption="c") is None
 
 
 def _manifest(version: str, train: int, test: int, labels: dict[str, int]) -> dict[str, Any]:

@@ -23,10 +23,11 @@ from workbench.cli import app
 from workbench.report import page
 from workbench.report.figures import Activity, Chart, RowShapes, Series
 from workbench.report.plots import draw
-from workbench.report.tables import NO_OVERLAP, Table
+from workbench.report.tables import NO_OVERLAP, NO_TIME, Table
 
 ALL_FIGURES = {"label-distribution", "span-lengths", "entities-per-paragraph", "annotator-progress", "agreement",
-               "preannotation-quality", "release-rows", "release-labels"}  # fmt: skip
+               "annotation-time-annotators", "preannotation-quality", "annotation-time-models", "release-rows",
+               "release-labels"}  # fmt: skip
 
 
 class _Page(HTMLParser):
@@ -130,6 +131,7 @@ def test_a_page_before_any_release_overlap_or_prediction_says_so_in_sentences() 
     assert keys == ["label-distribution", "span-lengths", "entities-per-paragraph"]
     assert "not released yet" in sections["dataset"].charts[0].title
     assert sections["annotators"].charts == () and NO_OVERLAP in sections["annotators"].notes
+    assert NO_TIME in sections["annotators"].notes
     assert sections["model"].charts == () and "nothing to score" in sections["model"].notes[0]
     assert sections["releases"].charts == () and sections["releases"].tables[0].note.startswith("No release yet")
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbench.report.tables import NO_OVERLAP, Table, cell, generic, release_history, report_tables
+from workbench.report.tables import NO_OVERLAP, NO_TIME, Table, cell, generic, release_history, report_tables
 
 REPORT: dict[str, Any] = {
     "snapshot": {"file": "2026-11-30T110000-000000Z.json", "sha256": "ab" * 32, "pulled_at": "2026-11-30T11:00:00Z",
@@ -31,6 +31,16 @@ REPORT: dict[str, Any] = {
                                                   "added": 0, "deleted": 2}}},
     "annotator_activity": {"annotator 1": {"submitted": 6, "skipped": 1, "first": "2026-11-30T10:00:00Z",
                                            "last": "2026-11-30T10:41:07Z"}},
+    "annotation_time": {"annotations": 9, "skipped": 1, "seconds": 4530.0, "hours": 1.2583, "median_seconds": 412.5,
+                        "p90_seconds": 1210.25, "untimed": 1,
+                        "per_annotator": {"annotator 1": {"annotations": 9, "skipped": 1, "seconds": 4530.0,
+                                                          "hours": 1.2583, "median_seconds": 412.5,
+                                                          "p90_seconds": 1210.25}},
+                        "per_model_version": {"none": {"annotations": 2, "skipped": 0, "seconds": 1200.0,
+                                                       "hours": 0.3333, "median_seconds": 600.0, "p90_seconds": 600.0},
+                                              "m-3.8.0": {"annotations": 7, "skipped": 1, "seconds": 3330.0,
+                                                          "hours": 0.925, "median_seconds": 412.5,
+                                                          "p90_seconds": 1210.25}}},
 }  # fmt: skip
 
 
@@ -67,7 +77,7 @@ def test_every_known_section_is_a_table_in_reading_order() -> None:
     titles = [table.title for table in report_tables(REPORT)]
     assert titles == ["Snapshot", "Labeling progress", "Annotators", "Alignment", "Overlapping spans",
                       "Agreement between annotators", "Pre-annotation quality: m-3.8.0", "Corrections per task",
-                      "Merge ties"]  # fmt: skip
+                      "Annotation time", "Annotation time per model version", "Merge ties"]  # fmt: skip
 
 
 def test_progress_alignment_and_ties_read_as_sentences_and_numbers() -> None:
@@ -107,6 +117,23 @@ def test_corrections_name_each_model_version_when_there_are_several() -> None:
     quality = {v: {"tasks": 2, "counts": {"accepted": 1}} for v in ("a", "b")}
     (table,) = [t for t in report_tables({"prediction_quality": quality}) if t.title == "Corrections per task"]
     assert table.columns == ("correction", "a", "per task (a)", "b", "per task (b)")
+
+
+def test_annotation_time_per_annotator_and_per_model_version_with_its_corrections() -> None:
+    tables = _by_title(report_tables(REPORT))
+    time = tables["Annotation time"]
+    assert time.columns == ("annotator", "annotations", "skipped", "hours", "median s", "p90 s")
+    assert time.rows == (("all annotators", "9", "1", "1.258", "412.5", "1,210.2"),
+                         ("annotator 1", "9", "1", "1.258", "412.5", "1,210.2"))  # fmt: skip
+    assert "1 annotation(s) carry no time" in time.note
+    versions = tables["Annotation time per model version"]
+    assert versions.columns[-1] == "corrections per task"
+    # m-3.8.0's corrections: 1 + 3 + 2 + 0 + 2 spans over 7 tasks; no proposal, no corrections counted
+    assert versions.rows == (("none", "2", "0", "0.333", "600.0", "600.0", "–"),
+                             ("m-3.8.0", "7", "1", "0.925", "412.5", "1,210.2", "1.14"))  # fmt: skip
+    assert all(time.right_aligned()[1:]) and all(versions.right_aligned()[1:])
+    (none,) = report_tables({"annotation_time": {"annotations": 0, "untimed": 4}})
+    assert none.rows == () and none.note == NO_TIME
 
 
 def test_no_ties_is_one_sentence() -> None:

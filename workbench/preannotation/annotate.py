@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,10 @@ from more_itertools import chunked
 from workbench.articles import SeedIndex
 from workbench.parallel import choose_processes, fork_pool, ordered_map
 from workbench.pipeline import load_ner_pipeline, resolve
-from workbench.preannotation.entities import Found, entities_of
+from workbench.preannotation.entities import Found, LabelSet, entities_of
 from workbench.preannotation.pool import PoolWriter, reusable
 from workbench.project import Project, remove_stale_temps, temp_path
-from workbench.records import Paragraph, Prediction, stable_hash
+from workbench.records import Paragraph, Prediction
 
 # Below this many characters (~350 paragraphs, ~1 s of one process) forking workers costs more than it saves;
 # measured on 2 free cores: 300 paragraphs 1.1 s in one process, 0.8 s in two; 100 paragraphs 0.36 s vs 0.40 s.
@@ -49,6 +49,7 @@ class PreannotationSummary:
     dropped: Counter[str] = field(default_factory=Counter)
     processes: int = 1  # this machine's processes, or the cluster's workers
     cluster: str | None = None
+    verdict: str = ""  # why this pipeline may pre-annotate (the guard's word), set by the caller
 
 
 
@@ -75,19 +76,20 @@ def preannotate(
     config = project.config
     todo = _Texts.of(paragraphs)
     address = cluster or config.model.cluster
+    keep = LabelSet.of(config.labels, config.model.label_map)
     if not address:
         nlp, version = load_ner_pipeline(config.model.name, project.root)
 
         def here(texts: list[str], summary: PreannotationSummary) -> Iterator[Found]:
             summary.processes = processes_for_text(config.model.processes, sum(len(text) for text in texts))
             batch_size = choose_batch_size(config.model.batch_size, summary.processes)
-            return _predict(texts, nlp, config.labels, batch_size, summary.processes)
+            return _predict(texts, nlp, keep, batch_size, summary.processes)
 
         return _preannotate(project, todo, version, here, progress)
     from workbench.preannotation.cluster import ClusterPipeline
 
     name = resolve(config.model.name, project.root)  # a pipeline folder by its absolute path, as workers see it
-    with ClusterPipeline.open(address, name, config.labels, config.model.batch_size) as remote:
+    with ClusterPipeline.open(address, name, keep, config.model.batch_size) as remote:
 
         def on_the_cluster(texts: list[str], summary: PreannotationSummary) -> Iterator[Found]:
             summary.processes, summary.cluster = remote.workers, remote.address
@@ -130,7 +132,7 @@ def _preannotate(
 ) -> PreannotationSummary:
     config = project.config
     path = project.preannotations_file
-    label_set = stable_hash(*config.labels)
+    label_set = LabelSet.of(config.labels, config.model.label_map).key
     wanted = pc.unique(todo.keys)  # one prediction per distinct text, in corpus order
     kept, whole = reusable(path, version, label_set, wanted, with_size=True)
     missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, kept["key"]))).to_pylist()
@@ -171,26 +173,26 @@ def _preannotate(
 
 
 # The pipeline and labels of a forked worker, set once per worker by `_start_worker`.
-_worker: tuple[Any, tuple[str, ...], int] | None = None
+_worker: tuple[Any, LabelSet, int] | None = None
 
 
-def _predict(texts: list[str], nlp: Any, labels: Sequence[str], batch_size: int, processes: int) -> Iterator[Found]:
+def _predict(texts: list[str], nlp: Any, keep: LabelSet, batch_size: int, processes: int) -> Iterator[Found]:
     """Each text's kept spans, dropped labels and score, in order; in forked workers when `processes` > 1 (each
     worker has the pipeline loaded already, copy-on-write), else here."""
     if processes <= 1:
-        yield from entities_of(nlp, texts, labels, batch_size)
+        yield from entities_of(nlp, texts, keep, batch_size)
         return
-    with fork_pool(processes, _start_worker, (nlp, tuple(labels), batch_size)) as pool:
+    with fork_pool(processes, _start_worker, (nlp, keep, batch_size)) as pool:
         for results in ordered_map(pool, _predict_chunk, chunked(texts, batch_size), processes):
             yield from results
 
 
-def _start_worker(nlp: Any, labels: tuple[str, ...], batch_size: int) -> None:
+def _start_worker(nlp: Any, keep: LabelSet, batch_size: int) -> None:
     global _worker
-    _worker = (nlp, labels, batch_size)
+    _worker = (nlp, keep, batch_size)
 
 
 def _predict_chunk(texts: list[str]) -> list[Found]:
     assert _worker is not None
-    nlp, labels, batch_size = _worker
-    return list(entities_of(nlp, texts, labels, batch_size))
+    nlp, keep, batch_size = _worker
+    return list(entities_of(nlp, texts, keep, batch_size))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -27,7 +27,7 @@ from more_itertools import chunked
 
 from workbench.errors import ClusterError, ClusterWorkerError, ModelError
 from workbench.pipeline import load_ner_pipeline
-from workbench.preannotation.entities import Found, entities_of
+from workbench.preannotation.entities import Found, LabelSet, entities_of
 from workbench.records import Span
 
 # ~1 s of one worker's time at ~250 paragraphs/s: Dask's own cost per task (a few ms) stays under 1%, and the
@@ -64,12 +64,12 @@ def plugin_name(model_name: str) -> str:
 
 
 def annotate_partition(
-    model_name: str, labels: Sequence[str], batch_size: int, texts: list[str]
+    model_name: str, keep: LabelSet, batch_size: int, texts: list[str]
 ) -> tuple[str, list[tuple[tuple[Span, ...], dict[str, int], float]]]:
     """On a worker: each text's entities and score, in order (as `preannotate` computes them here), with the
     pipeline version that found them."""
     plugin = get_worker().plugins[plugin_name(model_name)]
-    found = [(spans, dict(dropped), score) for spans, dropped, score in entities_of(plugin.nlp, texts, labels,
+    found = [(spans, dict(dropped), score) for spans, dropped, score in entities_of(plugin.nlp, texts, keep,
                                                                                     batch_size)]  # fmt: skip
     return plugin.version, found
 
@@ -91,14 +91,14 @@ def _probe(address: str) -> None:
 class ClusterPipeline:
     """The pipeline on the workers of a Dask cluster: its `version`, and `annotate(texts)` in order."""
 
-    def __init__(self, client: Client, address: str, model_name: str, labels: Sequence[str], batch_size: int):
+    def __init__(self, client: Client, address: str, model_name: str, keep: LabelSet, batch_size: int):
         self.client, self.address = client, address
-        self.model_name, self.labels, self.batch_size = model_name, tuple(labels), batch_size
+        self.model_name, self.keep, self.batch_size = model_name, keep, batch_size
         self.version, self.workers = self._load()
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, address: str, model_name: str, labels: Sequence[str], batch_size: int) -> Iterator[ClusterPipeline]:
+    def open(cls, address: str, model_name: str, keep: LabelSet, batch_size: int) -> Iterator[ClusterPipeline]:
         try:
             _probe(address)
             client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
@@ -109,7 +109,7 @@ class ClusterPipeline:
                 "--cluster; leave both unset to pre-annotate on this machine."
             ) from None
         try:
-            yield cls(client, address, model_name, labels, batch_size)
+            yield cls(client, address, model_name, keep, batch_size)
         finally:
             client.close()
 
@@ -146,7 +146,7 @@ class ClusterPipeline:
         try:
             for part in chunked(texts, PARTITION_SIZE):
                 in_flight.append(self.client.submit(
-                    annotate_partition, self.model_name, self.labels, self.batch_size, part, pure=False
+                    annotate_partition, self.model_name, self.keep, self.batch_size, part, pure=False
                 ))  # fmt: skip
                 if len(in_flight) >= limit:
                     yield from self._collect(in_flight.popleft())

@@ -44,6 +44,7 @@ from workbench.release.schema import release_features
 from workbench.release.versions import parse_version
 from workbench.release.writer import Reuse, write
 from workbench.rows.builder import Build
+from workbench.rows.timing import release_time
 from workbench.sync.snapshots import Snapshot, latest_snapshot
 from workbench.wording import EXCLUDED, counted
 
@@ -136,6 +137,7 @@ def cut(
             alignment_report=build.alignment.as_dict(),
             agreement=build.agreement,
             preannotation_quality=build.quality,
+            annotation_time=release_time(build.annotation_time),
             excluded_no_annotation=build.excluded.get("no_annotation", 0),
             excluded_only_skipped=build.excluded.get("skipped", 0),
             excluded_retired=build.excluded.get("retired", 0),

@@ -15,6 +15,7 @@ from datasets import Features
 
 from workbench.records import row_columns
 from workbench.release.layout import parquet_path
+from workbench.rows.tasks import NO_MODEL
 from workbench.splits import SPLITS
 
 
@@ -191,8 +192,31 @@ Tasks left out of this release: {_n(excluded.get("no_submitted_annotation", 0))}
 is no longer in the seed articles (retired), and {_n(excluded.get("awaiting_check", 0))} whose text was edited
 after annotation and that wait for an annotator to check the spans the edit touched.
 
+{_time(m)}
+
 {_ties(m)}
 """
+
+
+def _time(m: Mapping[str, Any]) -> str:
+    """The annotation time behind the release, in a sentence (from Label Studio's `lead_time` per annotation)."""
+    time = m.get("annotation_time") or {}
+    if not time.get("annotations"):
+        return "Label Studio recorded no annotation time for these tasks."
+    per_version = time.get("per_model_version") or {}
+    versions = "; ".join(
+        f"`{version}` {t['hours']:,.2f} hours over {_plural(t['annotations'], 'annotation')} (median "
+        f"{t['median_seconds']} s, 90th percentile {t['p90_seconds']} s)" for version, t in per_version.items()
+    )  # fmt: skip
+    untimed = time.get("untimed") or 0
+    return (
+        f"Annotation time behind this release: **{time['hours']:,.2f} hours** ({time['seconds']:,.0f} seconds) in "
+        f"Label Studio's editor over {_plural(time['annotations'], 'annotation')}, {_n(time.get('skipped', 0))} of "
+        f"them skips; a median of {time['median_seconds']} s and a 90th percentile of {time['p90_seconds']} s per "
+        f"task" + (f"; by the model version whose proposals the annotator saw (`none`: no proposal): {versions}"
+                   if len(per_version) > 1 or NO_MODEL in per_version else "")
+        + "." + (f" {_plural(untimed, 'annotation')} carried no time." if untimed else "")
+    )  # fmt: skip
 
 
 REVIEW_REASONS = {

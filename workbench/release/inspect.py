@@ -47,8 +47,10 @@ def release_keys(folder: Path, manifest: Manifest) -> RowKeys:
     return keys
 
 
-def verify_release(releases_dir: Path, version: str) -> list[str]:
-    """Check a release against its manifest; one line per problem (an empty list means intact).
+def verify_release(releases_dir: Path, version: str, *, recount: bool = True) -> list[str]:
+    """Check a release against its manifest; one line per problem (an empty list means intact). Without
+    `recount`, only the checksums (every file's, and the manifest's own): what training needs, in a fraction of
+    the time of reading every row again.
 
     Every listed file's size and sha256 are recomputed. The manifest cannot checksum itself, so what it says
     about the data (counts, split membership, label names) is recomputed from the parquet files, and its own
@@ -72,7 +74,7 @@ def verify_release(releases_dir: Path, version: str) -> list[str]:
         if path.is_file() and relpath not in (MANIFEST, MANIFEST_CHECKSUM) and relpath not in listed:
             problems.append(f"extra: {relpath} (not in the manifest)")
     problems += _manifest_checksum(folder, manifest)
-    if not problems:
+    if not problems and recount:
         problems += [f"changed: {MANIFEST} ({why})" for why in _manifest_disagreements(releases_dir, folder, manifest)]
     return problems
 

@@ -50,6 +50,7 @@ class ReleaseContext:
     alignment_report: Mapping[str, Any] = field(default_factory=dict)
     agreement: Mapping[str, Any] = field(default_factory=dict)
     preannotation_quality: Mapping[str, Any] = field(default_factory=dict)
+    annotation_time: Mapping[str, Any] = field(default_factory=dict)  # seconds in the editor (`rows.timing`)
     excluded_no_annotation: int = 0
     excluded_only_skipped: int = 0
     excluded_retired: int = 0
@@ -213,6 +214,7 @@ def build_manifest(
         "alignment_report": dict(ctx.alignment_report),
         "agreement": dict(ctx.agreement),
         "preannotation_quality": dict(ctx.preannotation_quality),
+        "annotation_time": dict(ctx.annotation_time),
         "excluded_tasks": {
             "no_submitted_annotation": ctx.excluded_no_annotation,
             "only_skipped": ctx.excluded_only_skipped,

@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import srsly
 from spacy.tokens import DocBin
 from spacy.vocab import Vocab
 
@@ -32,7 +31,7 @@ from workbench.project import file_sha256, remove_stale_temps, temp_path
 from workbench.release.card import front_matter, render_card
 from workbench.release.changelog import update_changelog
 from workbench.release.columns import BATCH_ROWS, row_of
-from workbench.release.converters import row_to_conll, row_to_doc
+from workbench.release.converters import msgpack_plugins_looked_up_once, row_to_conll, row_to_doc
 from workbench.release.draft import Prepared
 from workbench.release.layout import (
     CARD,
@@ -214,21 +213,6 @@ def _write_parquet(folder: Path, split: str, part: pa.Table) -> dict[str, int]:
 # ---- DocBin and CoNLL, in shards -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _msgpack_plugins_looked_up_once() -> Iterator[None]:
-    """srsly rebuilds its list of msgpack encoders (scanning importlib entry points and catalogue's whole
-    registry) for every object it packs: ~2 ms per Doc, 90% of a 10k-row release. Look the plugins up once."""
-    registries = (srsly.msgpack.msgpack_encoders, srsly.msgpack.msgpack_decoders)
-    for registry in registries:
-        plugins = registry.get_all()
-        registry.get_all = lambda plugins=plugins: dict(plugins)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        for registry in registries:
-            del registry.get_all
-
-
 @dataclass
 class _Shard:
     """One shard's pieces (each row's DocBin entry and CoNLL lines, `pieces.PIECES`), the strings its docs use, its
@@ -256,7 +240,7 @@ def _make_shard(job: tuple[str, int, int, list[str], list[str]]) -> _Shard:
     order: list[int] = []  # each row's place in reused + built
     new_articles: list[bool] = []
     reused_labels: set[str] = set()
-    with _msgpack_plugins_looked_up_once():
+    with msgpack_plugins_looked_up_once():
         for batch in table.slice(start, stop - start).to_batches(max_chunksize=BATCH_ROWS):
             whole = None if reuse is not None else batch.to_pylist()  # with reuse, only built rows are read whole
             spans = batch.column("spans")

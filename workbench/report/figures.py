@@ -7,7 +7,6 @@ report costs no more memory than a release; the rest comes from `Build.report()`
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +14,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from workbench.records import Row
+from workbench.rows.tasks import annotator_name
 from workbench.splits import SPLITS
 from workbench.sync.interface import PALETTE
+from workbench.wording import natural
 
 ChartKind = Literal["bars", "hbars", "lines", "steps"]
 SPAN_WORDS_CAP = 10  # spans of this many words or more share the last bar
@@ -118,16 +119,6 @@ class RowShapes:
             self.span_words[max(1, len(span.text.split()))] += 1
 
 
-def annotator_name(completed_by: Any) -> str:
-    """How an annotator is named in reports: their e-mail when the export has it, else their user id."""
-    if isinstance(completed_by, dict):
-        email = completed_by.get("email")
-        if isinstance(email, str) and email:
-            return email
-        completed_by = completed_by.get("id")
-    return f"annotator {completed_by}" if isinstance(completed_by, int) else "unknown annotator"
-
-
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 timestamp as an aware datetime (UTC when it names no zone); None when it is not one."""
     if not isinstance(value, str) or not value:
@@ -137,11 +128,6 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def natural(text: str) -> tuple[Any, ...]:
-    """A sort key that puts "annotator 2" before "annotator 10" and "0.2.0" before "0.10.0"."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def _iso(when: datetime) -> str:
@@ -257,6 +243,29 @@ def learning_curve(quality: Mapping[str, Any], versions: Sequence[str], labels: 
     )
 
 
+def train_curve(curve: Mapping[str, Any], labels: Sequence[str]) -> Chart:
+    """Test F1 of models trained on 25/50/75/100% of a release's train split (`workbench train-curve`), per label
+    and overall: still rising at 100% means more annotation should pay."""
+    points = curve["points"]
+    series = [Series("all labels", tuple(p["scores"]["f1"] for p in points), colour="#222222", bold=True)]
+    found = {label for p in points for label in p["scores"].get("per_label", {})}
+    for label in ordered_labels(labels, found):
+        values = tuple((p["scores"].get("per_label", {}).get(label) or {}).get("f1") for p in points)
+        if any(value is not None for value in values):
+            series.append(Series(label, values, colour=label_colour(label, labels)))
+    return Chart(
+        key=f"train-curve-{curve['release']}",
+        title=f"Test F1 against the share of release {curve['release']}'s train split",
+        kind="lines",
+        categories=tuple(f"{round(p['share'] * 100)}% ({p['paragraphs']} ¶)" for p in points),
+        series=tuple(series),
+        x_label="share of the train split trained on (paragraphs)",
+        y_label="F1",
+        caption=str(curve.get("verdict") or ""),
+        unit_range=True,
+    )
+
+
 def agreement_by_label(agreement: Mapping[str, Any], labels: Sequence[str]) -> Chart | None:
     """F1 between annotators per label, over the tasks two or more annotators submitted; None without overlap."""
     per_label = agreement.get("per_label") or {}
@@ -294,6 +303,26 @@ def annotator_progress(activity: Activity) -> Chart | None:
         y_label="annotations submitted",
         caption="Annotations each annotator submitted, counted up over time (skips not counted).",
     )
+
+
+def time_per_task(groups: Mapping[str, Mapping[str, Any]], order: Sequence[str], *, key: str, title: str,
+                  x_label: str, caption: str) -> Chart | None:  # fmt: skip
+    """Median and 90th-percentile seconds per task for each group (annotator or model version) in `order`, from
+    the report's `annotation_time`; None when no group has a timed annotation."""
+    names = [name for name in order if (groups.get(name) or {}).get("annotations")]
+    if not names:
+        return None
+    return Chart(
+        key=key,
+        title=title,
+        kind="bars",
+        categories=tuple(names),
+        series=tuple(Series(name, tuple(groups[group][field] for group in names))
+                     for name, field in (("median", "median_seconds"), ("90th percentile", "p90_seconds"))),
+        x_label=x_label,
+        y_label="seconds per task",
+        caption=caption,
+    )  # fmt: skip
 
 
 # ---- the releases -------------------------------------------------------------------------------------------

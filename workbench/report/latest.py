@@ -47,6 +47,7 @@ def build_report(
     *,
     html: Path | None = None,
     manifests: Callable[[], Sequence[Mapping[str, Any]]] = list,
+    curves: Callable[[], Sequence[Mapping[str, Any]]] = list,
     progress: Progress | None = None,
 ) -> Report:
     """Build the latest snapshot's figures (nothing is written); with `html`, also write the report page there:
@@ -63,7 +64,7 @@ def build_report(
         shapes.add(row)
     report = Report(snapshot, builder.finish(), activity, shapes)
     if html is not None:
-        report = dataclasses.replace(report, page=_write_page(project, report, html, manifests()))
+        report = dataclasses.replace(report, page=_write_page(project, report, html, manifests(), curves()))
     return report
 
 
@@ -97,8 +98,9 @@ def _check_writable(path: Path) -> None:
     )
 
 
-def _write_page(project: Project, report: Report, path: Path, manifests: Sequence[Mapping[str, Any]]) -> Path:
-    sections = page.plan(report.figures(), report.activity, report.shapes, manifests, project.config.labels)
+def _write_page(project: Project, report: Report, path: Path, manifests: Sequence[Mapping[str, Any]],
+                curves: Sequence[Mapping[str, Any]]) -> Path:  # fmt: skip
+    sections = page.plan(report.figures(), report.activity, report.shapes, manifests, project.config.labels, curves)
     images = {chart.key: plots.draw(chart) for chart in page.charts_of(sections)}
     snap = report.snapshot
     subtitle = (f"Snapshot {snap.path.name}, pulled {snap.pulled_at} from Label Studio {snap.label_studio_version} "

@@ -16,7 +16,8 @@ from typing import Any
 
 from workbench.report import figures
 from workbench.report.figures import Activity, Chart, RowShapes
-from workbench.report.tables import NO_OVERLAP, Table, release_history, report_tables
+from workbench.report.tables import NO_OVERLAP, NO_TIME, Table, release_history, report_tables
+from workbench.rows.tasks import NO_MODEL
 
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -39,13 +40,14 @@ def plan(
     shapes: RowShapes,
     manifests: Sequence[Mapping[str, Any]],
     labels: Sequence[str],
+    curves: Sequence[Mapping[str, Any]] = (),
 ) -> list[Section]:
-    """The page's sections from a report (`workbench report --json`'s dict), the two tallies of its build, and the
-    readable release manifests (oldest first)."""
+    """The page's sections from a report (`workbench report --json`'s dict), the two tallies of its build, the
+    readable release manifests (oldest first) and the train curves kept (`workbench train-curve`)."""
     return [
         _dataset(report, shapes, manifests, labels),
         _annotators(report, activity, labels),
-        _model(report, activity, labels),
+        _model(report, activity, labels, curves),
         _releases(manifests, labels),
         Section("tables", "Every figure", "The tables `workbench report` prints, for the same snapshot.",
                 tables=tuple(report_tables(report))),  # fmt: skip
@@ -85,11 +87,20 @@ def _annotators(report: Mapping[str, Any], activity: Activity, labels: Sequence[
         charts.append(agreement)
     else:
         notes.append(NO_OVERLAP)
-    intro = "Who annotated how much and when (from the annotations' timestamps), and how far annotators agree."
+    per_annotator = (report.get("annotation_time") or {}).get("per_annotator") or {}
+    time = figures.time_per_task(
+        per_annotator, list(per_annotator), key="annotation-time-annotators", title="Annotation time per annotator",
+        x_label="annotator", caption="Seconds each annotator spent in the editor per task (submitted or skipped).",
+    )  # fmt: skip
+    charts += [time] if time else []
+    notes += [] if time else [NO_TIME]
+    intro = ("Who annotated how much and when (from the annotations' timestamps), how long a task took them, and "
+             "how far annotators agree.")  # fmt: skip
     return Section("annotators", "The annotators", intro, tuple(charts), tuple(notes))
 
 
-def _model(report: Mapping[str, Any], activity: Activity, labels: Sequence[str]) -> Section:
+def _model(report: Mapping[str, Any], activity: Activity, labels: Sequence[str],
+           curves: Sequence[Mapping[str, Any]] = ()) -> Section:  # fmt: skip
     quality = report.get("prediction_quality") or {}
     versions = activity.model_versions(quality)
     charts, notes = [], []
@@ -104,8 +115,18 @@ def _model(report: Mapping[str, Any], activity: Activity, labels: Sequence[str])
                      "curve appears once a second one has.")  # fmt: skip
     else:
         notes.append("No annotated paragraph carries a model's proposals, so there is nothing to score.")
+    per_version = (report.get("annotation_time") or {}).get("per_model_version") or {}
+    time = figures.time_per_task(
+        per_version, [NO_MODEL, *activity.model_versions(set(per_version) - {NO_MODEL})],
+        key="annotation-time-models", title="Annotation time per model version", x_label="model version (oldest first)",
+        caption="Seconds per task by the model version whose proposals the annotator saw (none: no proposal): a "
+        "better model leaves less to correct.",
+    )  # fmt: skip
+    charts += [time] if time else []
+    if curves:  # the newest release's curve: should we annotate more?
+        charts.append(figures.train_curve(curves[-1], labels))
     intro = ("How well the model's proposals matched what the annotators submitted, per label: the better they are, "
-             "the less there is to correct.")  # fmt: skip
+             "the less there is to correct, and the less time a task takes.")  # fmt: skip
     return Section("model", "The pre-annotation model", intro, tuple(charts), tuple(notes))
 
 

@@ -28,7 +28,8 @@ CORRECTIONS = {
 }
 NO_OVERLAP = "No task has two or more submitted annotations, so there is no overlap to compare."
 KNOWN = {"snapshot", "tasks", "rows", "excluded", "annotators", "annotator_activity", "alignment", "agreement",
-         "prediction_quality", "merge_ties", "corpus_changes"}  # fmt: skip
+         "prediction_quality", "merge_ties", "corpus_changes", "annotation_time"}  # fmt: skip
+NO_TIME = "No annotation carries a time yet (Label Studio's lead_time: the seconds spent in its editor)."
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def numeric(text: str) -> bool:
 def report_tables(report: Mapping[str, Any]) -> list[Table]:
     """Every section of a report (`workbench report --json`'s dict) as tables, known sections first."""
     tables = [*_snapshot(report), *_progress(report), *_alignment(report), *_agreement(report)]
-    tables += [*_quality(report), *_corrections(report), *_ties(report), *_corpus_changes(report)]
+    tables += [*_quality(report), *_corrections(report), *_time(report), *_ties(report), *_corpus_changes(report)]
     for key, value in report.items():
         if key not in KNOWN:
             tables += generic(heading(key), value)
@@ -225,6 +226,50 @@ def _corrections(report: Mapping[str, Any]) -> list[Table]:
         rows.append(tuple(row))
     note = "Every proposed and every human span is counted once; per task = the count over the annotated tasks."
     return [Table("Corrections per task", tuple(columns), tuple(rows), note)]
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:,.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+def _timed(name: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    return (name, cell(t.get("annotations")), cell(t.get("skipped")), cell(t.get("hours")),
+            _seconds(t.get("median_seconds")), _seconds(t.get("p90_seconds")))  # fmt: skip
+
+
+def corrections_per_task(quality: Mapping[str, Any]) -> float | None:
+    """Spans annotators changed, added or deleted per task, over the tasks a model version's proposals were
+    scored on (every bucket of the corrections but "accepted")."""
+    counts, tasks = quality.get("counts") or {}, quality.get("tasks") or 0
+    return sum(n for bucket, n in counts.items() if bucket != "accepted") / tasks if tasks else None
+
+
+def _time(report: Mapping[str, Any]) -> list[Table]:
+    time = report.get("annotation_time")
+    if not isinstance(time, Mapping):
+        return []
+    if not time.get("annotations"):
+        return [Table("Annotation time", note=NO_TIME)]
+    columns = ("annotator", "annotations", "skipped", "hours", "median s", "p90 s")
+    rows = [_timed("all annotators", time)]
+    rows += [_timed(who, t) for who, t in (time.get("per_annotator") or {}).items()]
+    untimed = time.get("untimed") or 0
+    note = ("Seconds in Label Studio's editor (lead_time), submitted and skipped annotations alike; each annotation "
+            "is one task for its annotator." + (f" {cell(untimed)} annotation(s) carry no time." if untimed else ""))
+    tables = [Table("Annotation time", columns, tuple(rows), note)]
+    quality = report.get("prediction_quality") or {}
+    per_version = time.get("per_model_version") or {}
+    rows = [(*_timed(version, t), _rate(corrections_per_task(quality.get(version) or {})))
+            for version, t in per_version.items()]  # fmt: skip
+    note = ("The model version whose proposals the annotator saw (the newest prediction made before the annotation; "
+            "none: no proposal). Corrections per task: spans changed, added or deleted, from the corrections above.")
+    tables.append(Table("Annotation time per model version", ("model version", *columns[1:], "corrections per task"),
+                        tuple(rows), note))  # fmt: skip
+    return tables
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _ties(report: Mapping[str, Any]) -> list[Table]:

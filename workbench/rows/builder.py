@@ -22,7 +22,7 @@ from workbench.pipeline import load_ner_pipeline
 from workbench.records import Annotation, Row, Span, confirmed
 from workbench.rows.quality import agreement_counts, quality_counts
 from workbench.rows.tally import Build, Chunk, Key, Outcome, Tally, count_report
-from workbench.rows.tasks import dispute_of, flag_of, place_of, predictions_of, row_id_of, to_annotation
+from workbench.rows.tasks import dispute_of, flag_of, place_of, predictions_of, row_id_of, timed_of, to_annotation
 from workbench.spans.alignment import align
 from workbench.spans.offsets import AlignmentReport
 
@@ -124,12 +124,18 @@ class RowBuilder:
         return found
 
     def _annotations(self, task: dict[str, Any], text: str, found: Outcome) -> list[Annotation]:
-        """The task's annotations with their regions checked; what cannot be kept exactly goes to `problems`."""
+        """The task's annotations with their regions checked; what cannot be kept exactly goes to `problems`. Each
+        one's time in the editor is counted, submitted or skipped, whether or not the task gives a row."""
         annotations = []
         for raw in task.get("annotations", []):
             annotation, region_report = to_annotation(raw, task, text, self.config, self.labels, found.problems)
             count_report(found, region_report)
             annotations.append(annotation)
+            timed = timed_of(raw, annotation, task)
+            if timed is None:
+                found.add(("untimed",))
+            else:
+                found.timed.append(timed)
         return annotations
 
     def _score_predictions(self, task: dict[str, Any], text: str, final: tuple[Span, ...], found: Outcome) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from workbench.errors import AlignmentError, SnapshotError
 from workbench.records import Row
 from workbench.rows.quality import AgreementTally, QualityTally
+from workbench.rows.timing import annotation_time
 from workbench.spans.offsets import AlignmentReport
 
 MAX_REPORTED_PROBLEMS = 50
@@ -34,6 +35,8 @@ class Build:
     # for `review`: tasks whose annotators read them differently, and tasks flagged for a second look
     disputes: list[dict[str, Any]] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
+    # seconds annotators spent in the editor (`rows.timing`): totals, per annotator and per model version
+    annotation_time: dict[str, Any] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         """The figures of this build, as published in manifests, cards and `workbench report`."""
@@ -46,15 +49,18 @@ class Build:
             "alignment": self.alignment.as_dict(),
             "agreement": self.agreement,
             "prediction_quality": self.quality,
+            "annotation_time": self.annotation_time,
         }
 
 
-Key = tuple  # a count's name: ("tasks",), ("excluded", reason), ("align", what), ("annotator", id), ("agree", ...)
+Key = tuple  # a count's name: ("tasks",), ("excluded", reason), ("align", what), ("annotator", id), ("agree", ...),
+# ("untimed",) (an annotation Label Studio recorded no time for)
 _ALIGN = ("regions", "kept", "trimmed", "converted", "ambiguous", "unlabelled", "split_tokens")
 # What a task adds besides counts, in snapshot order: alignment conflicts, merge ties, regions that cannot be kept,
 # a missing place, annotators' differing readings and review flags (see `dispute_of`, `flag_of`), and each
-# prediction's (model version, score, whether annotators changed the paragraph) for the score's AUROC.
-LISTS = ("conflicts", "ties", "problems", "misplaced", "disputes", "flagged", "scored")
+# prediction's (model version, score, whether annotators changed the paragraph) for the score's AUROC, and each
+# annotation's time in the editor (annotator, model version seen, seconds, skipped; see `tasks.timed_of`).
+LISTS = ("conflicts", "ties", "problems", "misplaced", "disputes", "flagged", "scored", "timed")
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Outcome:
     disputes: list[Any] = field(default_factory=list)  # annotators who read the task differently
     flagged: list[Any] = field(default_factory=list)  # the task's review flag
     scored: list[Any] = field(default_factory=list)  # (model version, score, annotators changed it) per prediction
+    timed: list[Any] = field(default_factory=list)  # (annotator, model version seen, seconds, skipped) per annotation
 
     def add(self, key: Key, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -177,6 +184,7 @@ class Tally:
             model_versions=quality.versions() or ([model_version] if model_version else []),
             disputes=list(lists["disputes"]),
             flagged=list(lists["flagged"]),
+            annotation_time=annotation_time(lists["timed"], counts.get(("untimed",), 0)),
         )
 
 

@@ -1,20 +1,23 @@
-"""Reading one exported task: its place in the article, its annotations as checked spans, its predictions, and
-what `review` needs from it (annotators who read it differently, a review flag). Pure: a task dict in, records
-out; a region that cannot be kept exactly is named, never dropped.
+"""Reading one exported task: its place in the article, its annotations as checked spans, its predictions, the
+time annotators spent on it, and what `review` needs from it (annotators who read it differently, a review flag).
+Pure: a task dict in, records out; a region that cannot be kept exactly is named, never dropped.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from workbench.config import Config
 from workbench.merge import latest_per_annotator
-from workbench.records import Annotation, Span, stable_hash
+from workbench.records import Annotation, Span, stable_hash, stamp_time
 from workbench.spans.offsets import AlignmentReport, RegionMismatch, region_to_spans
 
 # Regions of these control tags are spans; anything else in a result (a comment box, say) is not ours.
 SPAN_TYPES = {"labels"}
+# The model version of an annotation made when the task showed no model's proposals.
+NO_MODEL = "none"
 
 
 def place_of(task: dict[str, Any]) -> tuple[tuple[str, int], str]:
@@ -79,8 +82,43 @@ def to_annotation(
         cancelled=bool(raw.get("was_cancelled")),
         ground_truth=bool(raw.get("ground_truth")),
         updated_at=str(raw.get("updated_at") or raw.get("created_at") or ""),
+        created_at=str(raw.get("created_at") or ""),
+        lead_time=_seconds(raw.get("lead_time")),
     )
     return annotation, report
+
+
+def timed_of(raw: dict[str, Any], annotation: Annotation, task: dict[str, Any]) -> list[Any] | None:
+    """An annotation's time as the build counts it: [annotator's name, the model version whose proposals they saw,
+    seconds, skipped]; None when Label Studio recorded no time for it."""
+    if annotation.lead_time is None:
+        return None
+    seen = seen_version(task, annotation.created_at)
+    return [annotator_name(raw.get("completed_by")), seen, annotation.lead_time, annotation.cancelled]
+
+
+def seen_version(task: dict[str, Any], created_at: str) -> str:
+    """The model version that pre-annotated the task as the annotator saw it: the newest prediction made at or
+    before the annotation (a later one came after their work); NO_MODEL when there was none."""
+    when = stamp_time(created_at)
+    seen, newest = NO_MODEL, None
+    for prediction in task.get("predictions", []):
+        if not isinstance(prediction, dict):
+            continue
+        made = stamp_time(prediction.get("created_at"))
+        if made <= when and (newest is None or made >= newest):
+            seen, newest = str(prediction.get("model_version") or "unknown"), made
+    return seen
+
+
+def annotator_name(completed_by: Any) -> str:
+    """How an annotator is named in reports: their e-mail when the export has it, else their user id."""
+    if isinstance(completed_by, dict):
+        email = completed_by.get("email")
+        if isinstance(email, str) and email:
+            return email
+        completed_by = completed_by.get("id")
+    return f"annotator {completed_by}" if isinstance(completed_by, int) else "unknown annotator"
 
 
 def predictions_of(
@@ -133,6 +171,13 @@ def _span_regions(result: Sequence[Any]) -> Iterator[dict[str, Any]]:
     for region in result:
         if isinstance(region, dict) and region.get("type") in SPAN_TYPES:
             yield region
+
+
+def _seconds(value: Any) -> float | None:
+    """A lead_time as seconds; None for a missing, negative or non-numeric one (no time is better than a wrong one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
 
 
 def _annotator_id(completed_by: Any) -> int | None:

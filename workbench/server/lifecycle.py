@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from workbench.config.database import configured_database, describe
 from workbench.errors import ServerError
-from workbench.labelstudio.client import is_healthy, release_of
+from workbench.labelstudio.probes import is_healthy, release_of
 from workbench.labelstudio.transport import redact
 from workbench.project import Project, atomic_write_bytes
 from workbench.server.credentials import (

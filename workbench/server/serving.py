@@ -130,4 +130,7 @@ def clean_environment(data_dir: Path, home: Path) -> dict[str, str]:
         "FRONTEND_SENTRY_DSN": "",
         "LATEST_VERSION_CHECK": "false",
         "COLLECT_ANALYTICS": "false",
+        # The workbench's model backend listens on 127.0.0.1, which Label Studio refuses to call by default
+        # (SSRF protection for ML backends); docs/backend.md says what this opens and why it is needed.
+        "LABEL_STUDIO_ML_BLOCK_LOCAL_IP": "false",
     }

@@ -55,6 +55,8 @@ class PushSummary:
     changes: dict[str, int] = field(default_factory=dict)
     model_version: str = ""
     left_in_pool: int = 0  # new paragraphs not sent (push --next)
+    backend_url: str = ""  # the model backend connected to the project (`workflow.do_push`), when it runs
+    backend_note: str = ""  # why it is not connected, when it runs and connecting failed
 
 
 def to_task(paragraph: Paragraph, prediction: Prediction) -> dict[str, Any]:
