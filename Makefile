@@ -12,11 +12,13 @@ run: setup
 test: setup browser-deps postgres-deps
 	$(VENV)/bin/python -m pytest
 
-# Stage throughput against the raw libraries, active learning, then annotators' load on each way of serving Label
+# Stage throughput against the raw libraries, a million-paragraph pool (push --next, status, preannotate),
+# active learning, then annotators' load on each way of serving Label
 # Studio, then pre-annotation on a two-worker Dask cluster against the local processes, then the model backend's
 # predict latency and throughput against raw nlp.pipe, then whether fine-tuning forgets (bench/README.md).
 bench: setup postgres-deps
 	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.pool
 	$(VENV)/bin/python -m bench.active_learning
 	$(VENV)/bin/python -m bench.load
 	$(VENV)/bin/python -m bench.cluster

@@ -35,9 +35,10 @@ from bench.run import REPO, make_project
 from workbench import server
 from workbench.articles import SeedIndex
 from workbench.pipeline import pipeline_version, resolve
+from workbench.preannotation.entities import LabelSet
 from workbench.preannotation.pool import PoolWriter
 from workbench.project import Project
-from workbench.records import Prediction, Span, stable_hash
+from workbench.records import Prediction, Span
 
 NEXT = 1000
 LABELS = {"country": "GPE", "city": "GPE", "person": "PERSON", "weekday": "DATE", "month": "DATE"}
@@ -89,7 +90,7 @@ def write_pool(project: Project, seeds: SeedIndex) -> None:
     """Every text's prediction through the workbench's PoolWriter: the generator's names and dates as entities."""
     config = project.config
     version = pipeline_version(resolve(config.model.name, project.root))
-    label_set = stable_hash(*config.labels)
+    label_set = LabelSet.of(config.labels, config.model.label_map).key
     rng = random.Random(13)
     project.state_dir.mkdir(parents=True, exist_ok=True)
     writer = PoolWriter(project.preannotations_file)

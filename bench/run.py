@@ -11,7 +11,8 @@ paragraphs-<N>.json, to keep one result per size).
 
 runs only what a loop turn costs (the annotated import, then `pull_incremental` and `release_incremental`) and
 writes bench/results/paragraphs-<N>-incremental.json, leaving latest.json alone; BENCH_STAGES=push runs only the
-push against the raw import (after an untimed pre-annotation) into paragraphs-<N>-push.json.
+push against the raw import (after an untimed pre-annotation) into paragraphs-<N>-push.json; BENCH_STAGES=transfer
+runs push and pull against the raw import and export, then the loop turn (paragraphs-<N>-transfer.json).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main() -> int:
         say(f"Label Studio {info.url} (pid {info.pid}) up in {info.seconds:.0f} s")
         try:
             with RssSampler(info.pid, interval=0.2) as server_rss:
-                run = {"incremental": run_incremental_only, "push": run_push_only}.get(only, run_stages)
+                run = {"incremental": run_incremental_only, "push": run_push_only,
+                       "transfer": run_transfer_only}.get(only, run_stages)  # fmt: skip
                 stages_ = run(root, project, paragraphs, repeats, server_rss)
             result = {
                 "paragraphs": paragraphs,
@@ -166,6 +168,23 @@ def run_push_only(
         lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
         {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
     ) | {"server_peak_rss_mb": server_rss.take_window()}}  # fmt: skip
+
+
+def run_transfer_only(
+    root: str, project: Project, paragraphs: int, repeats: int, server_rss: RssSampler
+) -> dict[str, dict[str, Any]]:
+    """Push and pull against the raw import and export, then the loop turn: the stages that talk to Label Studio
+    (the pool made first, untimed), without pre-annotation and training, for a machine with little time."""
+    out = run_push_only(root, project, paragraphs, repeats, server_rss)
+    annotated, project_id, imported = annotated_copy(root)
+    server_rss.take_window()
+    out["pull"] = compare(
+        "pull",
+        repeats,
+        lambda r: isolated(stages.workbench_pull, root),
+        {"export": lambda r: isolated(stages.raw_export, root, project_id, paragraphs)},
+    ) | {"server_peak_rss_mb": server_rss.take_window(), "annotated_import_per_second": annotated["per_second"]}
+    return out | run_incremental(root, project, project_id, repeats, imported)
 
 
 def annotated_copy(root: str) -> tuple[dict[str, Any], int, float]:
