@@ -238,6 +238,7 @@ def run_incremental(root: str, project: Project, project_id: int, rounds: int, l
             "changed_fraction": CHANGED_FRACTION,
             "details": best["details"],
             "peak_rss_mb": max(run[kind]["peak_rss_mb"] for run in runs),
+            "full_peak_rss_mb": max(run[f"full_{kind}"]["peak_rss_mb"] for run in runs),  # the memory target's peer
             "runs_seconds": [round(run[kind]["seconds"], 2) for run in runs],
             "full_runs_seconds": [round(run[f"full_{kind}"]["seconds"], 2) for run in runs],
             "identical_to_full": all(run["same_snapshot" if kind == "pull" else "same_data_files"] for run in runs),
