@@ -20,14 +20,14 @@ from workbench.config import check_cluster_address
 from workbench.errors import ModelGuardError, ReleaseMismatchError, UsageError
 from workbench.labelstudio import LabelStudio
 from workbench.labelstudio.accounts import AnnotatorLogin, create_annotator
-from workbench.model.deployed import chosen_model, current_model, deployed, record_deployed
 from workbench.project import Project, read_json
 from workbench.sync import status
 from workbench.sync.pull import PullResult, pull
 from workbench.sync.push import PushSummary, push
 
 # The stages that load spaCy, datasets, pandas or matplotlib are imported by the commands that use them: a push or a
-# pull starts in half the time and memory (1M-paragraph `push --next`, bench/README.md).
+# pull starts in half the time and memory (1M-paragraph `push --next`, bench/README.md). `workbench.model` is one of
+# them: importing any of its modules (even `model.deployed`) runs its __init__, which loads spaCy and the release.
 if TYPE_CHECKING:
     from workbench import release
     from workbench.backend import job as backend_job
@@ -110,6 +110,7 @@ def do_preannotate(
             check_cluster_address(cluster)
         except ValueError as exc:
             raise UsageError(f"--cluster {exc}.") from None
+    from workbench.model.deployed import chosen_model, current_model, deployed, record_deployed
     from workbench.model.guard import check_replacement
     from workbench.preannotation.annotate import preannotate
 

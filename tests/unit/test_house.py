@@ -193,3 +193,15 @@ def test_the_house_has_few_enough_rooms_to_find_ones_way() -> None:
 )
 def test_circles_are_found(description: str, graph: dict[str, set[str]], circles: list[list[str]]) -> None:
     assert _circles(graph) == circles, description
+
+
+def test_the_cli_starts_without_the_heavy_stages() -> None:
+    """push, pull and status start without spaCy, datasets or matplotlib (a million-paragraph `push --next` and
+    `status` pay every import: bench/README.md); the commands that need them import them when they run."""
+    import subprocess
+
+    heavy = "('spacy', 'datasets', 'matplotlib')"
+    probe = f"import sys, workbench.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert out.stdout.strip() == "[]"
