@@ -17,8 +17,9 @@ bench's scorer), the report's figures for the same model version (P/R/F1 and cor
 the workbench has no label_map, what the stock pipeline would have proposed through the map (scored by the bench).
 
 Then the review measurement (`bench.review_real`): planted and clean copies of the gold, each its own project on
-the same server, loaded by the oracle, pulled, `workbench review --json` (and, with BENCH_REVIEW_MODEL=1, again
-after `release` + `train`, so the model reason runs too).
+the same server, loaded by the oracle, pulled, `workbench review --json`; then `release` + `train` and review
+again, so the model reason runs too (BENCH_REVIEW_MODEL=0 skips it); then the planted copy once more per
+BENCH_REVIEW_VARIANTS ([review] settings, "key=value,key=value;..."), to see what would change the result.
 
 Writes bench/results/loop-wnut16.json (loop-wnut16-quick.json for the quick variant) and
 review-wnut16-unplanted.json, with the machine and the load before and after.
@@ -80,13 +81,17 @@ class Settings:
     seed: int = 13
     plant_share: float = 0.05
     train_steps: int = 300
-    review_model: bool = False
+    review_model: bool = True
+    # [review] settings to review the planted copy with once more, each "key=value,key=value"
+    review_variants: tuple[str, ...] = ("min_share=0.6,folds=0", "max_steps=800")
     oracle_workers: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         quick = env.get("BENCH_QUICK", "") not in ("", "0")
-        base = cls(quick=True, articles=15, batch=40, train_steps=100) if quick else cls()
+        base = (cls(quick=True, articles=15, batch=40, train_steps=100, review_model=False, review_variants=())
+                if quick else cls())  # fmt: skip
+        variants = env.get("BENCH_REVIEW_VARIANTS")
         articles = env.get("BENCH_ARTICLES")
         return cls(
             quick=base.quick,
@@ -97,6 +102,7 @@ class Settings:
             plant_share=float(env.get("BENCH_PLANT_SHARE", base.plant_share)),
             train_steps=int(env.get("BENCH_TRAIN_STEPS", base.train_steps)),
             review_model=env.get("BENCH_REVIEW_MODEL", "1" if base.review_model else "") not in ("", "0"),
+            review_variants=tuple(filter(None, variants.split(";"))) if variants is not None else base.review_variants,
             oracle_workers=int(env.get("BENCH_ORACLE_WORKERS", base.oracle_workers)),
         )
 
@@ -165,10 +171,12 @@ def label_map_supported() -> bool:
     return True
 
 
-def config_text(title: str, settings: Settings, *, label_map: bool) -> str:
+def config_text(title: str, settings: Settings, *, label_map: bool, review: Mapping[str, str] | None = None) -> str:
     """The project's configs/workbench.toml: WNUT's labels, the stock pipeline mapped onto them when the workbench
-    can, splits by article, training small enough for the quick variant."""
+    can, splits by article, training small enough for the quick variant; `review` overrides [review] settings."""
     steps = settings.train_steps
+    review_settings = {"max_steps": str(min(200, steps)), "eval_frequency": str(max(10, min(200, steps) // 4)),
+                       **(review or {})}  # fmt: skip
     return "\n".join([
         'dataset = "wnut16"',
         f"labels = {_toml_list(wnut.LABELS)}",
@@ -187,8 +195,7 @@ def config_text(title: str, settings: Settings, *, label_map: bool) -> str:
         "patience = 0",
         f"seed = {settings.seed}",
         "[review]",
-        f"max_steps = {min(200, steps)}",
-        f"eval_frequency = {max(10, min(200, steps) // 4)}",
+        *(f"{key} = {value}" for key, value in review_settings.items()),
         "",
     ])  # fmt: skip
 
@@ -359,67 +366,75 @@ def score_mapped_pipeline(name: str, tweets: Sequence[Served] | Sequence[wnut.Tw
 
 def review_measurement(root: Path, articles: Sequence[Article], settings: Settings, env: Mapping[str, str], *,
                        label_map: bool) -> dict[str, Any]:  # fmt: skip
-    """Plant mistakes in a copy of the gold, load the planted and the clean copy into two projects through the
-    oracle, pull, `workbench review --json` each; score the planted one's items against the plants."""
+    """Plant mistakes in a copy of the gold; load the planted and the clean copy into two projects through the
+    oracle and pull; `workbench review --json` each (then, with `review_model`, `release` + `train` and review
+    again, so the model reason runs); score the planted one's items against the plants. Each of
+    `review_variants` ([review] settings) reviews the planted copy once more."""
     planted, plants = review_real.plant(articles, settings.plant_share, seed=settings.seed)
     clean = Gold(articles)
+    copies = {"planted": lambda d, t: None if (d, t) in clean.titles else planted[(d, t)], "clean": clean.spans}
+    projects = {name: load_copy(root / f"review-{name}", articles, gold_of, name, settings, env, label_map=label_map)
+                for name, gold_of in copies.items()}  # fmt: skip
+    variants: dict[str, dict[str, Any]] = {name: {"cheap_reasons": wb.json("review")} for name, wb in projects.items()}
+    models: dict[str, Any] = {}
+    if settings.review_model:
+        for name, wb in projects.items():
+            wb("release", "0.1.0")
+            wb("train", "0.1.0")
+            models[name] = wb.json("models")
+            variants[name]["with_model_reason"] = wb.json("review")
+    for variant in settings.review_variants:
+        overrides = dict(pair.split("=", 1) for pair in variant.split(","))
+        wb = projects["planted"]
+        (wb.root / "configs" / "workbench.toml").write_text(
+            config_text("WNUT-16 review planted", settings, label_map=label_map, review=overrides), encoding="utf-8")
+        variants["planted"][variant] = wb.json("review")
     out: dict[str, Any] = {
         "tweets": sum(len(a.tweets) for a in articles),
         "entities": sum(len(t.spans) for a in articles for t in a.tweets),
         "plants": len(plants),
         "plant_share": settings.plant_share,
         "seed": settings.seed,
+        "reach": review_real.reach(planted, plants, min_mentions=REVIEW_MIN_MENTIONS),
+        "trained_models": models,
     }
-    reviews: dict[str, dict[str, Any]] = {}
-    for name, gold_of in (("planted", lambda d, t: None if (d, t) in clean.titles else planted[(d, t)]),
-                          ("clean", clean.spans)):  # fmt: skip
-        wb = make_project(root / f"review-{name}", articles, f"WNUT-16 review {name}", settings,
-                          label_map=label_map, env=env)  # fmt: skip
-        wb("preannotate")
-        wb("push")
-        url, key = env["LABEL_STUDIO_URL"], env["LABEL_STUDIO_API_KEY"]
-        began = time.perf_counter()
-        served = Oracle.connect(url, key, gold_of, workers=settings.oracle_workers).annotate(wb.project_id())
-        loaded = time.perf_counter() - began
-        wb("pull")
-        result = wb.json("review")
-        reviews[name] = {"result": result, "loaded_tasks": len(served), "oracle_seconds": round(loaded, 1)}
-        if settings.review_model:
-            wb("release", "0.1.0")
-            wb("train", "0.1.0")
-            reviews[name]["with_model"] = wb.json("review")
-        reviews[name]["seconds"] = {k: round(v, 1) for k, v in wb.seconds.items()}
-    tweets = {(a.doc_id, i + 1): t.text for a in articles for i, t in enumerate(a.tweets)}
-    for name in ("planted", "clean"):
-        for variant in ("result", "with_model"):
-            result = reviews[name].get(variant)
-            if result is None:
-                continue
-            key = "cheap_reasons" if variant == "result" else "with_model_reason"
-            entry = out.setdefault(name, {})
-            entry[key] = {"by_reason": result["by_reason"], "open": result["open"], "model": result.get("model"),
-                          "note": result.get("note")}  # fmt: skip
+    clean_items = {variant: result["items"] for variant, result in variants["clean"].items()}
+    for name, results in variants.items():
+        out[name] = {}
+        for variant, result in results.items():
+            entry = {"settings": variant, "by_reason": result["by_reason"], "open": result["open"],
+                     "model": result.get("model"), "note": result.get("note")}  # fmt: skip
             if name == "planted":
                 reasons = [r for r, n in result["by_reason"].items() if n is not None]
-                entry[key]["against_plants"] = review_real.score_review(result["items"], plants, reasons)
-                entry[key]["new_items"] = _new_items(result["items"], reviews["clean"].get(variant))
-    for name in reviews:
-        out.setdefault(name, {})["loading"] = {k: reviews[name][k] for k in ("loaded_tasks", "oracle_seconds",
-                                                                          "seconds")}  # fmt: skip
-    clean_items = (reviews["clean"].get("with_model") or reviews["clean"]["result"])["items"]
-    out["unplanted_top20"] = review_real.unplanted_items(clean_items, tweets, 20)
+                entry["against_plants"] = review_real.score_review(result["items"], plants, reasons)
+                if variant in clean_items:
+                    entry["new_items"] = review_real.new_items(result["items"], clean_items[variant], plants)
+            out[name][variant] = entry
+        out[name]["loading"] = {"seconds": {k: round(v, 1) for k, v in projects[name].seconds.items()}}
+    tweets = {(a.doc_id, i + 1): t.text for a in articles for i, t in enumerate(a.tweets)}
+    shown = variants["clean"].get("with_model_reason") or variants["clean"]["cheap_reasons"]
+    out["unplanted_top20"] = review_real.unplanted_items(shown["items"], tweets, 20)
     out["plants_list"] = [review_real.plant_record(p) for p in plants]
     return out
 
 
-def _new_items(planted_items: Sequence[Mapping[str, Any]], clean: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Items raised on the planted copy but not at the same place on the clean one: what the plants added."""
-    if clean is None:
-        return None
-    seen = {(i["reason"], i["doc_id"], i["paragraph"], i["start"], i["end"]) for i in clean["items"]}
-    new = [i for i in planted_items if (i["reason"], i["doc_id"], i["paragraph"], i["start"], i["end"]) not in seen]
-    return {"items": len(new), "by_reason": {r: sum(1 for i in new if i["reason"] == r)
-                                             for r in sorted({i["reason"] for i in new})}}  # fmt: skip
+# `workbench review`'s default [review] min_mentions (the config here leaves it as it is)
+REVIEW_MIN_MENTIONS = 3
+
+
+def load_copy(root: Path, articles: Sequence[Article], gold_of: Any, name: str, settings: Settings,
+              env: Mapping[str, str], *, label_map: bool) -> Workbench:  # fmt: skip
+    """A project of every article, pushed, each tweet answered by the oracle from `gold_of`, pulled."""
+    wb = make_project(root, articles, f"WNUT-16 review {name}", settings, label_map=label_map, env=env)
+    wb("preannotate")
+    wb("push")
+    oracle = Oracle.connect(env["LABEL_STUDIO_URL"], env["LABEL_STUDIO_API_KEY"], gold_of,
+                            workers=settings.oracle_workers)  # fmt: skip
+    began = time.perf_counter()
+    oracle.annotate(wb.project_id())
+    wb.seconds["oracle"] = time.perf_counter() - began
+    wb("pull")
+    return wb
 
 
 # ---- the run --------------------------------------------------------------------------------------------------

@@ -149,3 +149,37 @@ def unplanted_items(items: Sequence[Mapping[str, Any]], tweets: Mapping[tuple[st
     keep = ("reason", "score", "doc_id", "paragraph", "start", "end", "text", "label", "suggestion", "detail")
     return [{**{k: item[k] for k in keep}, "tweet": tweets.get((str(item["doc_id"]), int(item["paragraph"])), "")}
             for item in items[:top]]  # fmt: skip
+
+
+def reach(copy: Mapping[tuple[str, str], Sequence[Span]], plants: Sequence[Plant], *,
+          min_mentions: int) -> dict[str, Any]:  # fmt: skip
+    """How many relabelled and left-out plants the surface-form reasons (label, missing) can reach at all: those
+    whose string is annotated at least `min_mentions` times in the planted copy (review's threshold; it groups
+    mentions by their exact string)."""
+    mentions: dict[str, int] = {}
+    for spans in copy.values():
+        for span in spans:
+            mentions[span.text] = mentions.get(span.text, 0) + 1
+    out = {}
+    for kind in ("relabelled", "left_out"):
+        mine = [p for p in plants if p.kind == kind]
+        enough = sum(mentions.get(p.gold.text, 0) >= min_mentions for p in mine)
+        out[kind] = {"planted": len(mine), "string_annotated_enough": enough}
+    out["min_mentions"] = min_mentions
+    once = sum(n == 1 for n in mentions.values())
+    out["strings_annotated_once"] = round(once / len(mentions), 4) if mentions else None
+    return out
+
+
+def new_items(planted: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, Any]],
+              plants: Sequence[Plant]) -> dict[str, Any]:  # fmt: skip
+    """The items raised on the planted copy and not at the same place (reason, tweet, characters) on the clean one:
+    what the plants added, and how many of those point at a plant."""
+    def place(item: Mapping[str, Any]) -> tuple:
+        return item["reason"], str(item["doc_id"]), int(item["paragraph"]), int(item["start"]), int(item["end"])
+
+    seen = {place(item) for item in clean}
+    new = [item for item in planted if place(item) not in seen]
+    scored = score_review(new, plants, sorted({item["reason"] for item in new}))
+    return {"items": len(new), "by_reason": {r: s["items"] for r, s in scored["per_reason"].items()},
+            "precision": scored["overall"]["precision"], "plants_found": scored["overall"]["plants_found"]}  # fmt: skip

@@ -67,3 +67,24 @@ def test_review_items_are_scored_by_place_against_the_plants() -> None:
                                              "plants_found": 0, "recall": 0.0}  # fmt: skip
     assert scored["per_kind"]["left_out"] == {"planted": 1, "found": 1, "recall": 1.0}
     assert scored["per_kind"]["boundary"] == {"planted": 0, "found": 0, "recall": None}
+
+
+def test_reach_counts_the_plants_whose_string_is_annotated_often_enough() -> None:
+    tv = wnut.Span(0, 2, "product", "tv")
+    plants = [review_real.Plant("relabelled", "a", 1, "tv", tv, wnut.Span(0, 2, "company", "tv")),
+              review_real.Plant("left_out", "a", 2, "xy", wnut.Span(0, 2, "person", "xy"), None)]
+    copy = {("a", "tv"): (wnut.Span(0, 2, "company", "tv"),), ("a", "tv 2"): (tv,), ("a", "tv 3"): (tv,),
+            ("a", "xy"): (), ("a", "xy 2"): (wnut.Span(0, 2, "person", "xy"),)}
+    reach = review_real.reach(copy, plants, min_mentions=3)
+    assert reach["relabelled"] == {"planted": 1, "string_annotated_enough": 1}
+    assert reach["left_out"] == {"planted": 1, "string_annotated_enough": 0}
+    assert reach["strings_annotated_once"] == 0.5
+
+
+def test_new_items_are_the_ones_the_clean_copy_does_not_raise_at_the_same_place() -> None:
+    gold = wnut.Span(0, 5, "person", "Alice")
+    plants = [review_real.Plant("left_out", "a", 1, "Alice x", gold, None)]
+    at_plant = {"reason": "missing", "doc_id": "a", "paragraph": 1, "start": 0, "end": 5}
+    elsewhere = {"reason": "model", "doc_id": "a", "paragraph": 3, "start": 0, "end": 5}
+    new = review_real.new_items([at_plant, elsewhere], [elsewhere], plants)
+    assert new == {"items": 1, "by_reason": {"missing": 1}, "precision": 1.0, "plants_found": 1}
