@@ -399,6 +399,7 @@ def review_measurement(root: Path, articles: Sequence[Article], settings: Settin
         "trained_models": models,
     }
     clean_items = {variant: result["items"] for variant, result in variants["clean"].items()}
+    items: dict[str, list[dict[str, Any]]] = {}  # the planted copy's items per variant, kept apart (ITEMS file)
     for name, results in variants.items():
         out[name] = {}
         for variant, result in results.items():
@@ -407,14 +408,18 @@ def review_measurement(root: Path, articles: Sequence[Article], settings: Settin
             if name == "planted":
                 reasons = [r for r, n in result["by_reason"].items() if n is not None]
                 entry["against_plants"] = review_real.score_review(result["items"], plants, reasons)
+                if "model" in reasons:
+                    entry["confidence_sweep"] = review_real.confidence_sweep(result["items"], plants)
                 if variant in clean_items:
                     entry["new_items"] = review_real.new_items(result["items"], clean_items[variant], plants)
+                items[variant] = review_real.compact(result["items"], plants)
             out[name][variant] = entry
         out[name]["loading"] = {"seconds": {k: round(v, 1) for k, v in projects[name].seconds.items()}}
     tweets = {(a.doc_id, i + 1): t.text for a in articles for i, t in enumerate(a.tweets)}
     shown = variants["clean"].get("with_model_reason") or variants["clean"]["cheap_reasons"]
     out["unplanted_top20"] = review_real.unplanted_items(shown["items"], tweets, 20)
     out["plants_list"] = [review_real.plant_record(p) for p in plants]
+    out["planted_items"] = items
     return out
 
 
@@ -480,7 +485,7 @@ def main() -> int:
             result["rounds"] = run.rounds
             result["loop_seconds"] = {k: round(v, 1) for k, v in wb.seconds.items()}
             review = review_measurement(Path(tmp), articles, settings, wb.env, label_map=mapped)
-            result["review"] = {k: v for k, v in review.items() if k != "unplanted_top20"}
+            result["review"] = {k: v for k, v in review.items() if k not in ("unplanted_top20", "planted_items")}
             say("review: " + json.dumps({k: review["planted"][k]["against_plants"]["overall"]
                                          for k in review["planted"] if "against_plants" in review["planted"][k]}))
         finally:
@@ -495,6 +500,10 @@ def main() -> int:
                  "items": review["unplanted_top20"]}  # fmt: skip
     (RESULTS / f"review-wnut16-unplanted{suffix}.json").write_text(json.dumps(unplanted, indent=2) + "\n",
                                                                     encoding="utf-8")  # fmt: skip
+    planted_items = {"note": "Every item `workbench review` raised on the planted copy, per [review] settings, with "
+                     "the kind of plant it points at (null: none).", "items": review["planted_items"]}  # fmt: skip
+    (RESULTS / f"review-wnut16-planted-items{suffix}.json").write_text(json.dumps(planted_items, indent=1) + "\n",
+                                                                        encoding="utf-8")  # fmt: skip
     say(f"done in {result['seconds']:.0f} s")
     return 0
 

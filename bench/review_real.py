@@ -183,3 +183,28 @@ def new_items(planted: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str,
     scored = score_review(new, plants, sorted({item["reason"] for item in new}))
     return {"items": len(new), "by_reason": {r: s["items"] for r, s in scored["per_reason"].items()},
             "precision": scored["overall"]["precision"], "plants_found": scored["overall"]["plants_found"]}  # fmt: skip
+
+
+def confidence_sweep(items: Sequence[Mapping[str, Any]], plants: Sequence[Plant],
+                     thresholds: Sequence[float] = (0.8, 0.9, 0.95, 0.99, 0.999)) -> list[dict[str, Any]]:  # fmt: skip
+    """Precision and recall against the plants had `[review] confidence` been each threshold: the model items
+    scored below it left out (an item's score is the model's probability, so this is what review would raise),
+    the other reasons' items kept."""
+    out = []
+    for threshold in thresholds:
+        kept = [item for item in items if item["reason"] != "model" or float(item["score"]) >= threshold]
+        scored = score_review(kept, plants, ["model"])
+        model_items = scored["per_reason"]["model"]["items"]
+        out.append({"confidence": threshold, **scored["overall"], "model_items": model_items})
+    return out
+
+
+def compact(items: Sequence[Mapping[str, Any]], plants: Sequence[Plant]) -> list[dict[str, Any]]:
+    """The items as kept in the results: where, what, and the kind of plant each points at (None: none)."""
+    keep = ("reason", "score", "doc_id", "paragraph", "start", "end", "text", "label", "suggestion")
+    out = []
+    for item in items:
+        hit = [p.kind for p in plants if (p.doc_id, p.paragraph) == (str(item["doc_id"]), int(item["paragraph"]))
+               and any(int(item["start"]) < end and start < int(item["end"]) for start, end in p.covers())]
+        out.append({**{k: item.get(k) for k in keep}, "plant": hit[0] if hit else None})
+    return out

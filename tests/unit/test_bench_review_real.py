@@ -88,3 +88,14 @@ def test_new_items_are_the_ones_the_clean_copy_does_not_raise_at_the_same_place(
     elsewhere = {"reason": "model", "doc_id": "a", "paragraph": 3, "start": 0, "end": 5}
     new = review_real.new_items([at_plant, elsewhere], [elsewhere], plants)
     assert new == {"items": 1, "by_reason": {"missing": 1}, "precision": 1.0, "plants_found": 1}
+
+
+def test_the_confidence_sweep_drops_only_model_items_scored_below_each_threshold() -> None:
+    plants = [review_real.Plant("left_out", "a", 1, "Alice x", wnut.Span(0, 5, "person", "Alice"), None)]
+    items = [{"reason": "model", "score": 0.85, "doc_id": "a", "paragraph": 1, "start": 0, "end": 5},
+             {"reason": "model", "score": 0.99, "doc_id": "a", "paragraph": 2, "start": 0, "end": 5},
+             {"reason": "missing", "score": 0.8, "doc_id": "a", "paragraph": 3, "start": 0, "end": 5}]
+    sweep = review_real.confidence_sweep(items, plants, (0.8, 0.9))
+    assert [(s["items"], s["model_items"], s["precision"], s["recall"]) for s in sweep] == [
+        (3, 2, 0.3333, 1.0), (2, 1, 0.0, 0.0)]
+    assert [item["plant"] for item in review_real.compact(items, plants)] == ["left_out", None, None]
