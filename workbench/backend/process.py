@@ -188,8 +188,8 @@ def _launch(project: Project, files: BackendFiles, port: int, config_path: Path 
 def _wait_healthy(files: BackendFiles, pid: int, login: BackendLogin, deadline: float) -> str:
     """Healthy = our process listens on its port and answers /health with the login; its model version."""
     while True:
-        code = exit_code(pid)
-        if code is not None or not alive(pid):
+        if not alive(pid):  # a zombie is reaped here and its exit code kept for `exit_code`
+            code = exit_code(pid)
             files.pid.unlink(missing_ok=True)
             if code == PORT_TAKEN:
                 raise _PortTaken()

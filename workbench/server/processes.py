@@ -24,6 +24,9 @@ LOOPBACK_IP = "127.0.0.1"
 # Popen objects of processes started by this interpreter: kept so they are reaped (no zombies) and never
 # garbage-collected while still running (which would warn).
 _LAUNCHED: dict[int, subprocess.Popen[bytes]] = {}
+# Exit codes of launched processes already reaped (by `alive`, `reap` or `terminate`), so `exit_code` still knows
+# how a process ended whichever of them noticed it first.
+_ENDED: dict[int, int] = {}
 
 
 def launch_detached(command: Sequence[str], *, log_file: Path, cwd: Path, env: Mapping[str, str]) -> int:
@@ -41,6 +44,7 @@ def launch_detached(command: Sequence[str], *, log_file: Path, cwd: Path, env: M
             close_fds=True,
         )
     _LAUNCHED[process.pid] = process
+    _ENDED.pop(process.pid, None)  # a reused pid: the old process's ending is not this one's
     return process.pid
 
 
@@ -74,6 +78,8 @@ def alive(pid: int) -> bool:
 def exit_code(pid: int) -> int | None:
     """The exit code of a process this interpreter launched, once it has ended (it is reaped then); None while it
     runs, or for a process launched elsewhere."""
+    if pid in _ENDED:
+        return _ENDED[pid]
     process = _LAUNCHED.get(pid)
     code = process.poll() if process is not None else None
     if code is not None:
@@ -87,6 +93,8 @@ def reap(pid: int) -> None:
     if process is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
+        if process.returncode is not None:
+            _ENDED[pid] = process.returncode
 
 
 def terminate(pid: int, timeout: float) -> None:
