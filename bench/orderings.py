@@ -110,9 +110,9 @@ def run_ordering(name: str, seed: int, project: Project, pool: Sequence[Article]
     return curve
 
 
-def summary(curves: Mapping[str, Mapping[int, Sequence[Mapping[str, Any]]]]) -> dict[str, Any]:
+def summary(curves: Mapping[str, Mapping[int, Sequence[Mapping[str, Any]]]], start: float = 0.0) -> dict[str, Any]:
     """Mean and spread of F1 per step and ordering, and the share of random's final labels uncertainty needs to
-    reach random's final mean F1."""
+    reach random's final mean F1; `start` is the F1 at 0 labels (the base pipeline's, which every run fine-tunes)."""
     out: dict[str, Any] = {}
     for name, runs in curves.items():
         series = list(runs.values())
@@ -125,16 +125,18 @@ def summary(curves: Mapping[str, Mapping[int, Sequence[Mapping[str, Any]]]]) -> 
         target = out["random"][-1]["f1_mean"]
         labels = out["random"][-1]["labels"]
         reach = {"random_final_f1": target, "random_final_labels": labels,
-                 "uncertainty_labels_to_reach": labels_to_reach(out["uncertainty"], target)}  # fmt: skip
+                 "uncertainty_labels_to_reach": labels_to_reach(out["uncertainty"], target, start)}  # fmt: skip
         needed = reach["uncertainty_labels_to_reach"]
         reach["share_of_random_labels"] = None if needed is None else round(needed / labels, 3)
     return {"mean_curves": out, "uncertainty_vs_random": reach}
 
 
-def labels_to_reach(curve: Sequence[Mapping[str, Any]], target: float) -> float | None:
+def labels_to_reach(curve: Sequence[Mapping[str, Any]], target: float, start: float = 0.0) -> float | None:
     """The labels at which a mean curve first reaches `target` F1, interpolated between steps (from 0 labels at
-    F1 0 before the first step); None if it never does."""
-    before = (0.0, 0.0)
+    F1 `start` before the first step); None if it never does."""
+    before = (0.0, start)
+    if start >= target:
+        return 0.0
     for point in curve:
         here = (float(point["labels"]), float(point["f1_mean"]))
         if here[1] >= target:
@@ -150,10 +152,12 @@ def run_all(project_for: Callable[[int], Project], pool: Sequence[Article], held
             say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:  # fmt: skip
     """Every ordering with every seed; `project_for(seed)` is a workbench project whose [train] seed is `seed`."""
     began = time.perf_counter()
+    base_f1 = evaluate(spacy.load(base), held, project_for(seeds[0]).config.labels,
+                       project_for(seeds[0]).config.model.label_map).f1  # fmt: skip
     curves: dict[str, dict[int, list[dict[str, Any]]]] = {name: {} for name in ORDERINGS}
     for seed in seeds:
         project = project_for(seed)
         for name in ORDERINGS:
             curves[name][seed] = run_ordering(name, seed, project, pool, held, k, steps, base, say)
-    return {"k": k, "steps": steps, "seeds": list(seeds), "held_out_tweets": len(held), "runs": curves,
-            **summary(curves), "seconds": round(time.perf_counter() - began, 1)}  # fmt: skip
+    return {"k": k, "steps": steps, "seeds": list(seeds), "held_out_tweets": len(held), "base_f1": base_f1,
+            "runs": curves, **summary(curves, base_f1), "seconds": round(time.perf_counter() - began, 1)}  # fmt: skip

@@ -18,6 +18,9 @@ def test_the_labels_to_reach_a_target_are_interpolated_between_steps() -> None:
     assert labels_to_reach(curve, 0.4) == 200.0
     assert labels_to_reach(curve, 0.1) == pytest.approx(50.0)  # from 0 labels at F1 0
     assert labels_to_reach(curve, 0.6) is None
+    assert labels_to_reach(curve, 0.3, start=0.25) == pytest.approx(150.0)
+    assert labels_to_reach(curve, 0.1, start=0.25) == 0.0  # the base pipeline is there already
+    assert labels_to_reach(curve, 0.2, start=0.1) == 100.0
 
 
 def test_the_summary_averages_seeds_and_compares_uncertainty_with_random() -> None:
