@@ -37,17 +37,27 @@ def draw(result: Mapping[str, Any], path: Path) -> None:
     middle.set(xlabel="round", ylabel="F1 on held-out articles", title="Held-out F1 of each round's model")
     middle.set_xticks(numbers)
     middle.legend()
-    curves = (result.get("orderings") or {}).get("mean_curves") or {}
-    for name, points in curves.items():
-        labels = [p["labels"] for p in points]
-        means = [p["f1_mean"] for p in points]
-        sds = [p["f1_sd"] for p in points]
+    found = result.get("orderings") or {}
+    base = found.get("base_f1")  # the stock pipeline every run fine-tunes: the curves' point at 0 labels
+    start = [{"labels": 0, "f1_mean": base, "f1_sd": 0.0}] if base is not None else []
+    for name, points in (found.get("mean_curves") or {}).items():
+        labels = [p["labels"] for p in start + points]
+        means = [p["f1_mean"] for p in start + points]
+        sds = [p["f1_sd"] for p in start + points]
         right.plot(labels, means, "o-", label=name)
         right.fill_between(labels, [m - s for m, s in zip(means, sds, strict=True)],
                            [m + s for m, s in zip(means, sds, strict=True)], alpha=0.15)  # fmt: skip
     right.set(xlabel="tweets labelled", ylabel="F1 on held-out articles", title="Orderings (mean of seeds, +-1 SD)")
     right.legend()
-    fig.suptitle("WNUT-16 through the workbench's loop (bench/results/loop-wnut16.json)")
+    fig.suptitle(f"WNUT-16 through the workbench's loop ({path.with_suffix('.json').name})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+if __name__ == "__main__":  # draw again from a results file: python -m bench.loop_plot bench/results/loop-wnut16.json
+    import json
+    import sys
+
+    source = Path(sys.argv[1])
+    draw(json.loads(source.read_text(encoding="utf-8")), source.with_suffix(".png"))
