@@ -267,40 +267,44 @@ def main() -> int:
                                   "stock_through_label_map": stock_held}  # fmt: skip
             say(f"held out: the stock pipeline through the label map {prf_line(stock_held)}")
             started = time.perf_counter()
-            retraining_rounds(run, settings, docs)
-            seconds["rounds"] = time.perf_counter() - started
-            result["rounds"] = run.rounds
-            result["goal_corrections"] = goal_corrections(run.rounds)
-            result["loop_seconds"] = {k: round(v, 1) for k, v in wb.seconds.items()}
-            say("corrections: " + json.dumps(result["goal_corrections"]["last_round"]))
+            if "rounds" in settings.parts:
+                retraining_rounds(run, settings, docs)
+                seconds["rounds"] = time.perf_counter() - started
+                result["rounds"] = run.rounds
+                result["goal_corrections"] = goal_corrections(run.rounds)
+                result["loop_seconds"] = {k: round(v, 1) for k, v in wb.seconds.items()}
+                say("corrections: " + json.dumps(result["goal_corrections"]["last_round"]))
             started = time.perf_counter()
-            result["orderings"] = orderings.run_all(
-                project_with_seed(Path(tmp), settings), pool, docs, k=settings.order_k, steps=settings.order_steps,
-                seeds=settings.order_seeds, base=STOCK, say=say)  # fmt: skip
-            seconds["orderings"] = time.perf_counter() - started
-            say("orderings: " + json.dumps(result["orderings"]["uncertainty_vs_random"]))
+            if "orderings" in settings.parts:
+                result["orderings"] = orderings.run_all(
+                    project_with_seed(Path(tmp), settings), pool, docs, k=settings.order_k,
+                    steps=settings.order_steps, seeds=settings.order_seeds, base=STOCK, say=say)  # fmt: skip
+                seconds["orderings"] = time.perf_counter() - started
+                say("orderings: " + json.dumps(result["orderings"]["uncertainty_vs_random"]))
             started = time.perf_counter()
-            reviewed = articles[: settings.review_articles]
-            review = review_measurement(Path(tmp), reviewed, settings, wb.env)
-            seconds["review"] = time.perf_counter() - started
-            result["review"] = {k: v for k, v in review.items() if k not in ("unplanted_top20", "planted_items")}
-            say("review: " + json.dumps({k: review["planted"][k]["against_plants"]["overall"]
-                                         for k in review["planted"] if "against_plants" in review["planted"][k]}))
+            if "review" in settings.parts:
+                review = review_measurement(Path(tmp), articles[: settings.review_articles], settings, wb.env)
+                seconds["review"] = time.perf_counter() - started
+                result["review"] = {k: v for k, v in review.items() if k not in ("unplanted_top20", "planted_items")}
+                say("review: " + json.dumps({k: review["planted"][k]["against_plants"]["overall"]
+                                             for k in review["planted"] if "against_plants" in review["planted"][k]}))
         finally:
             wb("server", "stop")
     result["load_before"], result["load_after"] = load_before, load_now()
     result["parts_seconds"] = {k: round(v, 1) for k, v in seconds.items()}
     result["seconds"] = round(time.perf_counter() - began, 1)
-    write_results(result, review, settings)
+    write_results(result, review if "review" in settings.parts else None, settings)
     say(f"done in {result['seconds']:.0f} s")
     return 0
 
 
-def write_results(result: Mapping[str, Any], review: Mapping[str, Any], settings: Settings) -> None:
-    suffix = "-quick" if settings.quick else ""
+def write_results(result: Mapping[str, Any], review: Mapping[str, Any] | None, settings: Settings) -> None:
+    suffix = f"-{settings.name}" if settings.name else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"loop-wnut16{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     loop_plot.draw(result, RESULTS / f"loop-wnut16{suffix}.png")
+    if review is None:
+        return
     unplanted = {"note": "The first 20 items `workbench review` raises on the WNUT-16 gold itself (nothing planted), "
                  "in review's own order, for a human to judge.", "settings": settings.__dict__,
                  "items": review["unplanted_top20"]}  # fmt: skip

@@ -66,6 +66,8 @@ class Settings:
     # [review] settings to review the planted copy with once more, each "key=value,key=value"
     review_variants: tuple[str, ...] = ()
     oracle_workers: int = 2
+    parts: tuple[str, ...] = ("rounds", "orderings", "review")  # BENCH_PARTS=rounds,review: only those
+    name: str = ""  # BENCH_NAME: results go to loop-wnut16-<name>.json (quick: "quick")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -96,6 +98,8 @@ class Settings:
             review_model=env.get("BENCH_REVIEW_MODEL", "1" if base.review_model else "") not in ("", "0"),
             review_variants=tuple(filter(None, variants.split(";"))) if variants is not None else base.review_variants,
             oracle_workers=int(env.get("BENCH_ORACLE_WORKERS", base.oracle_workers)),
+            parts=tuple(env["BENCH_PARTS"].split(",")) if env.get("BENCH_PARTS") else base.parts,
+            name=env.get("BENCH_NAME", "quick" if quick else ""),
         )
 
 
