@@ -1,7 +1,8 @@
 """The loop bench's pieces on a few dozen WNUT-16 tweets against the real Label Studio: the corpus as a workbench
 project, the oracle's submissions coming back exact through pull and release, its scores agreeing with `report`,
-planted mistakes loaded and reviewed, and a bench-chosen order (seeds/ holding only the chosen tweets) over two
-rounds. The workbench runs through its CLI (`bench.loop.Workbench`, in this process to spare a spaCy import per
+planted mistakes loaded and reviewed, a bench-chosen order (seeds/ holding only the chosen tweets) over two
+rounds, and a retraining round (release, a 20-step train, the guard, the next batch served by what it decided).
+The workbench runs through its CLI (`bench.loopkit.Workbench`, in this process to spare a spaCy import per
 command; the bench runs each command as its own process)."""
 
 from __future__ import annotations
