@@ -149,6 +149,13 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_unchanged(
         client.wait_for_workers(2, timeout=60)  # the nanny's new worker is back for the tests after this one
 
 
+def _stage_state(project: Project) -> dict[str, bytes]:
+    """What pre-annotation keeps in the state folder, byte for byte. The seed index is left out: it is a cache of
+    seeds/ as the folder is now (any command reading the seeds refreshes it), not something the stage produced."""
+    return {path.name: path.read_bytes() for path in project.state_dir.iterdir()
+            if not path.name.startswith(project.seed_index_file.stem)}  # fmt: skip
+
+
 @pytest.fixture
 def fragile_cluster() -> Iterator[DaskCluster]:
     """One worker, and a scheduler that gives up on a partition the first time a worker dies holding it."""
@@ -166,7 +173,7 @@ def test_workers_dying_past_the_retries_fail_the_stage_and_keep_nothing(
     project = make_seeded(tmp_path, copies=1)
     assert preannotate(project).exit_code == 0  # an earlier, complete pre-annotation
     before = project.preannotations_file.read_bytes()
-    state = {path.name: path.read_bytes() for path in project.state_dir.iterdir()}  # the pool and its record
+    state = _stage_state(project)  # the pool and its record
     shutil.rmtree(project.seeds_dir)
     make_seeded(tmp_path / "more", copies=big_local_run[0]).seeds_dir.rename(project.seeds_dir)
 
@@ -179,7 +186,7 @@ def test_workers_dying_past_the_retries_fail_the_stage_and_keep_nothing(
     assert result.output.startswith("error: Dask workers of the cluster at") and "Traceback" not in result.output
     assert "died while pre-annotating" in result.output and "kept nothing" in result.output
     assert project.preannotations_file.read_bytes() == before
-    assert {path.name: path.read_bytes() for path in project.state_dir.iterdir()} == state  # no part left
+    assert _stage_state(project) == state  # no part left
 
 
 # ------------------------------------------------------------------------------------------ unusable clusters
