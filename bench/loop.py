@@ -27,7 +27,9 @@ annotates with the oracle through the API (`bench.oracle`), and stops the server
 
 Writes bench/results/loop-wnut16.json (loop-wnut16-quick.json for the quick variant) with the machine and the
 load before and after, a plot beside it (`bench.loop_plot`), review-wnut16-unplanted.json and
-review-wnut16-planted-items.json.
+review-wnut16-planted-items.json. BENCH_CORPUS=reference runs the same on the seed articles' hand-checked reference
+(`bench.seedref`: 5 news articles cut into parts of ~5 paragraphs, one article held out, k = 10) and writes
+loop-reference.json, its plot and review-reference-*.json.
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import loop_plot, orderings, review_real, wnut
+from bench import loop_plot, orderings, review_real, seedref, wnut
 from bench.loopkit import (
-    LABEL_MAP,
+    CORPUS,
     RESULTS,
     STOCK,
     CommandFailed,
@@ -58,6 +60,7 @@ from bench.loopkit import (
     run_round,
     say,
     score_mapped_pipeline,
+    use_corpus,
 )  # fmt: skip
 from bench.measure import load_now, machine
 from bench.oracle import Oracle
@@ -72,7 +75,8 @@ def retraining_rounds(run: LoopRun, settings: Settings, held: Sequence[Any]) -> 
     (`preannotate --model`) for the next round."""
     strategy = Uncertainty()
     for number in range(settings.rounds + 1):
-        record = run_round(run, strategy, settings.batch, number=number, preannotate=number == 0)
+        k = (settings.first_batch or settings.batch) if number == 0 else settings.batch
+        record = run_round(run, strategy, k, number=number, preannotate=number == 0)
         say(f"round {number}: {record['served_tweets']} tweets served by {', '.join(record['model_versions_shown'])}: "
             f"{prf_line(record['preannotation_vs_gold'])}; corrections per task {record['corrections']['per_task']}"
             f" (the stock pipeline on the same tweets: {record['stock_same_tweets']['corrections']['per_task']})")
@@ -109,7 +113,7 @@ def held_out_scores(model: str, held: Sequence[Any]) -> dict[str, Any]:
 
     from workbench.model.evaluation import evaluate
 
-    scores = evaluate(spacy.load(model), held, wnut.LABELS, LABEL_MAP)
+    scores = evaluate(spacy.load(model), held, CORPUS["labels"], CORPUS["label_map"])
     return {"precision": scores.precision, "recall": scores.recall, "f1": scores.f1}
 
 
@@ -152,7 +156,7 @@ def review_measurement(root: Path, articles: Sequence[Article], settings: Settin
         overrides = dict(pair.split("=", 1) for pair in variant.split(","))
         wb = projects["planted"]
         (wb.root / "configs" / "workbench.toml").write_text(
-            config_text("WNUT-16 review planted", settings, review=overrides), encoding="utf-8")
+            config_text(f"{CORPUS['title']} review planted", settings, review=overrides), encoding="utf-8")
         variants["planted"][variant] = wb.json("review")
     out: dict[str, Any] = {
         "tweets": sum(len(a.tweets) for a in articles),
@@ -195,7 +199,7 @@ REVIEW_MIN_MENTIONS = 3
 def load_copy(root: Path, articles: Sequence[Article], gold_of: Any, name: str, settings: Settings,
               env: Mapping[str, str]) -> Workbench:  # fmt: skip
     """A project of every article, pushed, each tweet answered by the oracle from `gold_of`, pulled."""
-    wb = make_project(root, articles, f"WNUT-16 review {name}", settings, env=env)
+    wb = make_project(root, articles, f"{CORPUS['title']} review {name}", settings, env=env)
     wb("preannotate")
     wb("push")
     oracle = Oracle.connect(env["LABEL_STUDIO_URL"], env["LABEL_STUDIO_API_KEY"], gold_of,
@@ -211,16 +215,22 @@ def load_copy(root: Path, articles: Sequence[Article], gold_of: Any, name: str, 
 
 
 def corpus(settings: Settings) -> tuple[list[Article], list[Article], list[Article]]:
-    """(every article used, the pool, the held-out articles)."""
+    """(every article used, the pool, the held-out articles): WNUT-16's, or with `corpus = "reference"` the seed
+    reference's parts (`bench.seedref`, held out by seed article)."""
+    if settings.corpus == "reference":
+        articles = seedref.group_articles(seedref.read_articles())[: settings.articles]
+        pool, held = seedref.hold_out(articles, settings.held_out, seed=settings.seed)
+        return articles, pool, held
     articles = wnut.group_articles(wnut.read_tweets())[: settings.articles]
     pool, held = wnut.hold_out(articles, settings.held_out, seed=settings.seed)
     return articles, pool, held
 
 
 def held_docs(held: Sequence[Article]) -> list[Any]:
-    """The held-out tweets as gold Docs (on a vocab that knows every WNUT label, so a model's predictions of a
+    """The held-out tweets as gold Docs (on a vocab that knows every label of the corpus, so a model's predictions of a
     label the held-out gold lacks still align)."""
-    return orderings.gold_docs([t for a in held for t in a.tweets], [a.doc_id for a in held for _ in a.tweets])
+    return orderings.gold_docs([t for a in held for t in a.tweets], [a.doc_id for a in held for _ in a.tweets],
+                               CORPUS["labels"])  # fmt: skip
 
 
 def project_with_seed(root: Path, settings: Settings) -> Callable[[int], Any]:
@@ -232,8 +242,8 @@ def project_with_seed(root: Path, settings: Settings) -> Callable[[int], Any]:
     def make(seed: int) -> Any:
         folder = root / f"orderings-{seed}"
         (folder / "configs").mkdir(parents=True, exist_ok=True)
-        (folder / "configs" / "workbench.toml").write_text(config_text("WNUT-16 orderings", steps, seed=seed),
-                                                           encoding="utf-8")  # fmt: skip
+        text = config_text(f"{CORPUS['title']} orderings", steps, seed=seed)
+        (folder / "configs" / "workbench.toml").write_text(text, encoding="utf-8")
         return workflow.open_project(folder)
 
     return make
@@ -241,6 +251,7 @@ def project_with_seed(root: Path, settings: Settings) -> Callable[[int], Any]:
 
 def main() -> int:
     settings = Settings.from_env()
+    use_corpus(settings.corpus)
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):  # always our own server, whatever the shell says
         os.environ.pop(name, None)
     os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -249,11 +260,11 @@ def main() -> int:
     say(f"{sum(len(a.tweets) for a in articles)} tweets in {len(articles)} articles: pool {len(pool)}, held out "
         f"{len(held)}")
     result: dict[str, Any] = {"settings": settings.__dict__, "corpus": wnut.counts([t for a in articles for t in
-                              a.tweets]), "label_map": LABEL_MAP}  # fmt: skip
+                              a.tweets]), "label_map": CORPUS["label_map"], "corpus_name": settings.corpus}  # fmt: skip
     docs = held_docs(held)
     seconds: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="wnut-loop-") as tmp:
-        wb = make_project(Path(tmp) / "loop", pool, "WNUT-16 loop", settings)
+    with tempfile.TemporaryDirectory(prefix=f"{settings.corpus}-loop-") as tmp:
+        wb = make_project(Path(tmp) / "loop", pool, f"{CORPUS['title']} loop", settings)
         wb("server", "start")
         try:
             url, key = credentials(wb.root)
@@ -301,19 +312,19 @@ def main() -> int:
 def write_results(result: Mapping[str, Any], review: Mapping[str, Any] | None, settings: Settings) -> None:
     suffix = f"-{settings.name}" if settings.name else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"loop-wnut16{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    loop_plot.draw(result, RESULTS / f"loop-wnut16{suffix}.png")
+    (RESULTS / f"loop-{settings.corpus}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    loop_plot.draw(result, RESULTS / f"loop-{settings.corpus}{suffix}.png")
     if review is None:
         return
-    unplanted = {"note": "The first 20 items `workbench review` raises on the WNUT-16 gold itself (nothing planted), "
+    unplanted = {"note": "The first 20 items `workbench review` raises on the gold itself (nothing planted), "
                  "in review's own order, for a human to judge.", "settings": settings.__dict__,
                  "items": review["unplanted_top20"]}  # fmt: skip
-    (RESULTS / f"review-wnut16-unplanted{suffix}.json").write_text(json.dumps(unplanted, indent=2) + "\n",
+    (RESULTS / f"review-{settings.corpus}-unplanted{suffix}.json").write_text(json.dumps(unplanted, indent=2) + "\n",
                                                                     encoding="utf-8")  # fmt: skip
     planted_items = {"note": "Every item `workbench review` raised on the planted copy, per [review] settings, with "
                      "the kind of plant it points at (null: none).", "items": review["planted_items"]}  # fmt: skip
-    (RESULTS / f"review-wnut16-planted-items{suffix}.json").write_text(json.dumps(planted_items, indent=1) + "\n",
-                                                                        encoding="utf-8")  # fmt: skip
+    (RESULTS / f"review-{settings.corpus}-planted-items{suffix}.json").write_text(
+        json.dumps(planted_items, indent=1) + "\n", encoding="utf-8")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -47,9 +47,11 @@ def draw(result: Mapping[str, Any], path: Path) -> None:
         right.plot(labels, means, "o-", label=name)
         right.fill_between(labels, [m - s for m, s in zip(means, sds, strict=True)],
                            [m + s for m, s in zip(means, sds, strict=True)], alpha=0.15)  # fmt: skip
-    right.set(xlabel="tweets labelled", ylabel="F1 on held-out articles", title="Orderings (mean of seeds, +-1 SD)")
+    right.set(xlabel="tweets (paragraphs) labelled", ylabel="F1 on held-out articles",
+              title="Orderings (mean of seeds, +-1 SD)")  # fmt: skip
     right.legend()
-    fig.suptitle(f"WNUT-16 through the workbench's loop ({path.with_suffix('.json').name})")
+    corpus = "the seed reference" if result.get("corpus_name") == "reference" else "WNUT-16"
+    fig.suptitle(f"{corpus} through the workbench's loop ({path.with_suffix('.json').name})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -43,6 +43,27 @@ GUIDELINES = """# WNUT-16 entity types
 - movie: a named film.
 - other: any other named entity (events, holidays, groups, works that fit nowhere else).
 """
+# The corpus the run reads (`use_corpus`): its label set, the map from the stock pipeline's labels, the dataset's
+# name (releases and model versions), the guidelines and the results' name. WNUT-16 unless BENCH_CORPUS says.
+CORPUS: dict[str, Any] = {"name": "wnut16", "labels": wnut.LABELS, "label_map": LABEL_MAP, "dataset": "wnut16",
+                          "guidelines": GUIDELINES, "title": "WNUT-16"}  # fmt: skip
+CORPORA = ("wnut16", "reference")
+
+
+def use_corpus(name: str) -> dict[str, Any]:
+    """Make `name` the corpus every piece reads (`reference`: the seed articles' hand-checked reference, the
+    workbench's own labels, no label map)."""
+    if name not in CORPORA:
+        raise ValueError(f"BENCH_CORPUS must be one of {', '.join(CORPORA)}, not {name!r}")
+    if name == "reference":
+        from bench import seedref
+
+        CORPUS.update(name="reference", labels=seedref.labels(), label_map={}, dataset="reference",
+                      guidelines=seedref.GUIDELINES, title="Seed reference")  # fmt: skip
+    else:
+        CORPUS.update(name="wnut16", labels=wnut.LABELS, label_map=LABEL_MAP, dataset="wnut16", guidelines=GUIDELINES,
+                      title="WNUT-16")  # fmt: skip
+    return CORPUS
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,7 @@ class Settings:
     articles: int | None = None  # the first N articles of the corpus; None: all 120
     held_out: float = 0.2
     batch: int = 100  # k: tasks served a round
+    first_batch: int | None = None  # round 0's k (None: `batch`); `train` wants 10 paragraphs in a release's train
     rounds: int = 4  # retraining rounds after round 0
     seed: int = 13
     train_steps: int = 300
@@ -68,13 +90,18 @@ class Settings:
     oracle_workers: int = 2
     parts: tuple[str, ...] = ("rounds", "orderings", "review")  # BENCH_PARTS=rounds,review: only those
     name: str = ""  # BENCH_NAME: results go to loop-wnut16-<name>.json (quick: "quick")
+    corpus: str = "wnut16"  # BENCH_CORPUS=reference: the seed reference (loop-reference.json)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         quick = env.get("BENCH_QUICK", "") not in ("", "0")
+        corpus = env.get("BENCH_CORPUS") or "wnut16"
         base = (cls(quick=True, articles=15, batch=40, rounds=2, train_steps=100, order_k=40, order_steps=2,
                     order_train_steps=60,
                     order_seeds=(13,), review_articles=None, review_model=False) if quick else cls())  # fmt: skip
+        if corpus == "reference":  # 51 paragraphs (62 tasks with the titles) in the pool: round 0 20, then 4 x 10
+            base = cls(corpus=corpus, batch=10, first_batch=20, order_k=10, order_train_steps=100,
+                       review_articles=None)  # fmt: skip
         variants, seeds = env.get("BENCH_REVIEW_VARIANTS"), env.get("BENCH_ORDER_SEEDS")
 
         def number(name: str, default: int | None) -> int | None:
@@ -86,6 +113,7 @@ class Settings:
             articles=number("BENCH_ARTICLES", base.articles),
             held_out=float(env.get("BENCH_HELD_OUT", base.held_out)),
             batch=int(env.get("BENCH_BATCH", base.batch)),
+            first_batch=int(env["BENCH_FIRST_BATCH"]) if env.get("BENCH_FIRST_BATCH") else base.first_batch,
             rounds=int(env.get("BENCH_ROUNDS", base.rounds)),
             seed=int(env.get("BENCH_SEED", base.seed)),
             train_steps=int(env.get("BENCH_TRAIN_STEPS", base.train_steps)),
@@ -100,6 +128,7 @@ class Settings:
             oracle_workers=int(env.get("BENCH_ORACLE_WORKERS", base.oracle_workers)),
             parts=tuple(env["BENCH_PARTS"].split(",")) if env.get("BENCH_PARTS") else base.parts,
             name=env.get("BENCH_NAME", "quick" if quick else ""),
+            corpus=corpus,
         )
 
 
@@ -163,8 +192,8 @@ def config_text(title: str, settings: Settings, *, seed: int | None = None, revi
     review_settings = {"max_steps": str(min(200, steps)), "eval_frequency": str(max(10, min(200, steps) // 4)),
                        **(review or {})}  # fmt: skip
     return "\n".join([
-        'dataset = "wnut16"',
-        f"labels = {_toml_list(wnut.LABELS)}",
+        f'dataset = "{CORPUS["dataset"]}"',
+        f"labels = {_toml_list(CORPUS['labels'])}",
         "[model]",
         f'name = "{STOCK}"',
         _label_map_line(),
@@ -186,7 +215,7 @@ def config_text(title: str, settings: Settings, *, seed: int | None = None, revi
 
 
 def _label_map_line() -> str:
-    return "label_map = { " + ", ".join(f'{k} = "{v}"' for k, v in LABEL_MAP.items()) + " }"
+    return "label_map = { " + ", ".join(f'{k} = "{v}"' for k, v in CORPUS["label_map"].items()) + " }"
 
 
 def _toml_list(values: Iterable[str]) -> str:
@@ -199,7 +228,7 @@ def make_project(root: Path, articles: Sequence[Article], title: str, settings: 
     (root / "configs").mkdir(parents=True, exist_ok=True)
     (root / "configs" / "workbench.toml").write_text(config_text(title, settings),
                                                      encoding="utf-8")  # fmt: skip
-    (root / "configs" / "guidelines.md").write_text(GUIDELINES, encoding="utf-8")
+    (root / "configs" / "guidelines.md").write_text(CORPUS["guidelines"], encoding="utf-8")
     venv = (REPO / ".venv-labelstudio").resolve()
     if not (root / ".venv-labelstudio").exists():
         (root / ".venv-labelstudio").symlink_to(venv, target_is_directory=True)
@@ -311,9 +340,9 @@ def run_round(run: LoopRun, strategy: Strategy, k: int, *, number: int, model: s
         "served_tweets": len(tweets),
         "served_titles": len(served) - len(tweets),
         "model_versions_shown": versions,
-        "preannotation_vs_gold": score_served(tweets, wnut.LABELS),
+        "preannotation_vs_gold": score_served(tweets, CORPUS["labels"]),
         "corrections": corrections((s.predicted, s.gold or ()) for s in tweets),
-        "stock_same_tweets": {"vs_gold": score_spans(zip(stock, golds, strict=True), wnut.LABELS),
+        "stock_same_tweets": {"vs_gold": score_spans(zip(stock, golds, strict=True), CORPUS["labels"]),
                               "corrections": corrections(zip(stock, golds, strict=True))},
         "report": {version: quality.get(version) for version in versions},
         "origins": _origins(tweets),
@@ -323,7 +352,7 @@ def run_round(run: LoopRun, strategy: Strategy, k: int, *, number: int, model: s
     if len(versions) == 1 and record["report"][versions[0]]:  # the oracle submits gold, so the report must agree
         shown = record["report"][versions[0]]  # on every tweet served with this version, this round's and earlier
         ever = [s for s in run.served if s.model_version == versions[0]]
-        ours = score_served(ever, wnut.LABELS)
+        ours = score_served(ever, CORPUS["labels"])
         record["report_agrees_with_gold_scores"] = all(
             shown[key] == ours[key] for key in ("precision", "recall", "f1")) and shown["tasks"] == len(ever) and (
             shown["counts"] == corrections((s.predicted, s.gold or ()) for s in ever)["counts"])  # fmt: skip
@@ -340,20 +369,21 @@ def _origins(served: Iterable[Served]) -> dict[str, int]:
 
 
 def mapped_predictions(name: str, texts: Sequence[str]) -> list[list[Span]]:
-    """What pipeline `name` proposes for `texts`, its labels mapped onto WNUT's (`LABEL_MAP`; WNUT labels kept,
-    others dropped): what pre-annotation through `[model] label_map` serves."""
+    """What pipeline `name` proposes for `texts`, its labels mapped onto the corpus's (its `label_map`; the
+    corpus's labels kept, others dropped): what pre-annotation through `[model] label_map` serves."""
     import spacy
 
     nlp = spacy.load(name)
+    labels, label_map = CORPUS["labels"], CORPUS["label_map"]
     return [[Span(e.start_char, e.end_char, label, e.text) for e in doc.ents
-             if (label := e.label_ if e.label_ in wnut.LABELS else LABEL_MAP.get(e.label_))]
+             if (label := e.label_ if e.label_ in labels else label_map.get(e.label_))]
             for doc in nlp.pipe(texts, batch_size=256)]  # fmt: skip
 
 
 def score_mapped_pipeline(name: str, tweets: Sequence[wnut.Tweet]) -> dict[str, Any]:
     """Pipeline `name` through the label map on `tweets`, against their gold."""
     predicted = mapped_predictions(name, [t.text for t in tweets])
-    return score_spans(zip(predicted, (t.spans for t in tweets), strict=True), wnut.LABELS)
+    return score_spans(zip(predicted, (t.spans for t in tweets), strict=True), CORPUS["labels"])
 
 
 # the buckets `report` counts that are corrections (accepted is not): relabelled, moved, changed, deleted, added
@@ -369,7 +399,7 @@ def corrections(pairs: Iterable[tuple[Sequence[Span], Sequence[Span]]]) -> dict[
     def spans(found: Sequence[Span]) -> list[Spanned]:
         return [Spanned(s.start, s.end, s.label, s.text) for s in found]
 
-    quality = prediction_quality((("m", spans(p), spans(g)) for p, g in pairs), wnut.LABELS).get("m")
+    quality = prediction_quality((("m", spans(p), spans(g)) for p, g in pairs), CORPUS["labels"]).get("m")
     if quality is None:
         return {"tasks": 0, "counts": {}, "per_task_by_kind": {}, "per_task": None}
     counts, tasks = quality["counts"], quality["tasks"]

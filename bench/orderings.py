@@ -42,9 +42,18 @@ Place = tuple[int, int]  # (article's place in the pool, tweet's place in the ar
 
 
 def gold_doc(nlp: Language, tweet: Tweet, doc_id: str) -> Doc:
-    """The tweet as a Doc with its gold entities (WNUT's spans sit between spaces, so on token edges)."""
+    """The tweet as a Doc with its gold entities (WNUT's spans sit between spaces, so on token edges; a seed
+    reference span inside a token, "Ankara" in "Ankaras'", gets the paragraph's own tokens, cut at span edges)."""
     doc = nlp.make_doc(tweet.text)
     ents = [doc.char_span(s.start, s.end, label=s.label) for s in tweet.spans]
+    if any(ent is None for ent in ents):
+        offsets = tweet.token_offsets()
+        ends = [start for start, _ in offsets[1:]] + [len(tweet.text)]
+        doc = Doc(nlp.vocab, words=[tweet.text[a:b] for a, b in offsets],
+                  spaces=[after > end for (_, end), after in zip(offsets, ends, strict=True)])  # fmt: skip
+        if doc.text != tweet.text:
+            raise ValueError(f"the tokens do not make the text again: {tweet.text!r}")
+        ents = [doc.char_span(s.start, s.end, label=s.label) for s in tweet.spans]
     if any(ent is None for ent in ents):
         raise ValueError(f"a gold span is off the tokens of {tweet.text!r}")
     doc.ents = ents
@@ -52,11 +61,11 @@ def gold_doc(nlp: Language, tweet: Tweet, doc_id: str) -> Doc:
     return doc
 
 
-def gold_docs(tweets: Sequence[Tweet], doc_ids: Sequence[str]) -> list[Doc]:
-    """Tweets as gold Docs on one blank vocab that knows every WNUT label (a prediction's label must be in the
-    gold's string store for spaCy's scorer to align it)."""
+def gold_docs(tweets: Sequence[Tweet], doc_ids: Sequence[str], labels: Sequence[str] = LABELS) -> list[Doc]:
+    """Tweets as gold Docs on one blank vocab that knows every label of the corpus (WNUT's by default; a
+    prediction's label must be in the gold's string store for spaCy's scorer to align it: FAC is no spaCy symbol)."""
     nlp = spacy.blank("en")
-    for label in LABELS:
+    for label in labels:
         nlp.vocab.strings.add(label)
     return [gold_doc(nlp, tweet, doc_id) for tweet, doc_id in zip(tweets, doc_ids, strict=True)]
 

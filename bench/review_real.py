@@ -3,7 +3,8 @@
 
 Planted, in `share` of the gold entities (one per tweet, drawn with a fixed seed, the kinds dealt in turn):
 - `relabelled`: the mention keeps its place and gets the label it is most easily confused with (person <->
-  musicartist, company <-> product, geo-loc <-> facility, sportsteam -> company, tvshow <-> movie, other -> product);
+  musicartist, company <-> product, geo-loc <-> facility, sportsteam -> company, tvshow <-> movie, other -> product;
+  on the seed reference GPE <-> LOC, NORP -> GPE, ORG -> GPE, FAC / PRODUCT / PERSON / LAW -> ORG, EVENT <-> DATE);
 - `left_out`: the mention is not marked at all;
 - `boundary`: one edge is off by one token: the span takes in the next (or previous) token, or drops its last (or
   first) one, whichever the tweet allows (a token taken in belongs to no other entity).
@@ -26,7 +27,10 @@ from bench.wnut import Article, Span, Tweet
 KINDS = ("relabelled", "left_out", "boundary")
 CONFUSED_WITH = {"person": "musicartist", "musicartist": "person", "company": "product", "product": "company",
                  "geo-loc": "facility", "facility": "geo-loc", "sportsteam": "company", "tvshow": "movie",
-                 "movie": "tvshow", "other": "product"}  # fmt: skip
+                 "movie": "tvshow", "other": "product",
+                 # the seed reference's (OntoNotes) labels: the pairs its guidelines discuss
+                 "GPE": "LOC", "LOC": "GPE", "NORP": "GPE", "ORG": "GPE", "PERSON": "ORG", "FAC": "ORG",
+                 "PRODUCT": "ORG", "EVENT": "DATE", "LAW": "ORG", "DATE": "EVENT"}  # fmt: skip
 
 
 @dataclass(frozen=True)
