@@ -115,21 +115,8 @@ def run_stages(
         lambda r: isolated(stages.workbench_preannotate, root),
         {f"batch {b}": (lambda r, b=b: isolated(stages.raw_pipe, root, n_process, b)) for b in RAW_BATCH_SIZES},
     ) | {"n_process": n_process, "batch_size": batch_size}
-    server_rss.take_window()
-    out["push"] = compare(
-        "push",
-        repeats,
-        lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
-        {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
-    ) | {"server_peak_rss_mb": server_rss.take_window()}
-    annotated, project_id, imported = annotated_copy(root)
-    server_rss.take_window()
-    out["pull"] = compare(
-        "pull",
-        repeats,
-        lambda r: isolated(stages.workbench_pull, root),
-        {"export": lambda r: isolated(stages.raw_export, root, project_id, paragraphs)},
-    ) | {"server_peak_rss_mb": server_rss.take_window(), "annotated_import_per_second": annotated["per_second"]}
+    out["push"] = compare_push(root, repeats, server_rss)
+    out["pull"], project_id, imported = compare_pull(root, paragraphs, repeats, server_rss)
     out["release"] = compare("release", repeats, lambda r: isolated(stages.workbench_release, root), {})
     out["train"] = compare(
         "train", repeats, lambda r: isolated(stages.workbench_train, root), {"spacy train": lambda r: isolated(
@@ -161,13 +148,7 @@ def run_push_only(
 ) -> dict[str, dict[str, Any]]:
     """Only the push against the raw import (the pool made first, untimed)."""
     isolated(stages.workbench_preannotate, root)
-    server_rss.take_window()
-    return {"push": compare(
-        "push",
-        repeats,
-        lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
-        {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
-    ) | {"server_peak_rss_mb": server_rss.take_window()}}  # fmt: skip
+    return {"push": compare_push(root, repeats, server_rss)}
 
 
 def run_transfer_only(
@@ -176,15 +157,35 @@ def run_transfer_only(
     """Push and pull against the raw import and export, then the loop turn: the stages that talk to Label Studio
     (the pool made first, untimed), without pre-annotation and training, for a machine with little time."""
     out = run_push_only(root, project, paragraphs, repeats, server_rss)
+    out["pull"], project_id, imported = compare_pull(root, paragraphs, repeats, server_rss)
+    return out | run_incremental(root, project, project_id, repeats, imported)
+
+
+def compare_push(root: str, repeats: int, server_rss: RssSampler) -> dict[str, Any]:
+    """The workbench's push against one raw SDK import of the same pool, with the server's peak memory."""
+    server_rss.take_window()
+    return compare(
+        "push",
+        repeats,
+        lambda r: isolated(stages.workbench_push, root, f"bench push {r}"),
+        {"import": lambda r: isolated(stages.raw_import, root, f"bench raw import {r}")},
+    ) | {"server_peak_rss_mb": server_rss.take_window()}
+
+
+def compare_pull(
+    root: str, paragraphs: int, repeats: int, server_rss: RssSampler
+) -> tuple[dict[str, Any], int, float]:
+    """The annotated copy made, then the workbench's pull against the raw export of it; also the copy's project id
+    and import time, which the loop turn needs."""
     annotated, project_id, imported = annotated_copy(root)
     server_rss.take_window()
-    out["pull"] = compare(
+    pulled = compare(
         "pull",
         repeats,
         lambda r: isolated(stages.workbench_pull, root),
         {"export": lambda r: isolated(stages.raw_export, root, project_id, paragraphs)},
     ) | {"server_peak_rss_mb": server_rss.take_window(), "annotated_import_per_second": annotated["per_second"]}
-    return out | run_incremental(root, project, project_id, repeats, imported)
+    return pulled, project_id, imported
 
 
 def annotated_copy(root: str) -> tuple[dict[str, Any], int, float]:

